@@ -1,0 +1,260 @@
+package ingest
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+)
+
+// Timestamp heuristics. A numeric timestamp carries no unit, so the unit is
+// inferred from its magnitude, the way most IoT back ends do it:
+//
+//	|v| < 1e11   seconds       (1e11 s  is the year 5138)
+//	|v| < 1e14   milliseconds  (1e11 ms is 1973-03-03)
+//	|v| < 1e17   microseconds  (1e14 µs is 1973-03-03)
+//	otherwise    nanoseconds
+//
+// Any date in 1973..5138 is therefore read correctly whatever its unit.
+// Devices without a clock often send their uptime or 0 instead: a timestamp
+// that resolves to before minDeviceTime (2000-01-01) is treated as absent and
+// the receive time is used (counted as ferrite_ingest_timestamp_fallback_total).
+const (
+	secondsBelow = 1e11
+	millisBelow  = 1e14
+	microsBelow  = 1e17
+)
+
+var (
+	minDeviceTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	// maxDeviceTime is the largest time representable in int64 nanoseconds
+	// with a margin (2262-04-11 is the overflow point).
+	maxDeviceTime = time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+)
+
+// parseValueText parses a plain-text value: a decimal number, or one of the
+// binary states ON/OFF/true/false (any case), which map to 1 and 0.
+// Surrounding whitespace is ignored. Non-finite values are rejected.
+func parseValueText(b []byte) (float64, error) {
+	b = trimSpace(b)
+	if len(b) == 0 {
+		return 0, ErrEmptyPayload
+	}
+	if v, ok := parseBinaryState(b); ok {
+		return v, nil
+	}
+	return parseDecimal(b)
+}
+
+// parseBinaryState recognises ON/OFF/TRUE/FALSE in any case.
+func parseBinaryState(b []byte) (float64, bool) {
+	switch len(b) {
+	case 2:
+		if equalFold(b, "on") {
+			return 1, true
+		}
+	case 3:
+		if equalFold(b, "off") {
+			return 0, true
+		}
+	case 4:
+		if equalFold(b, "true") {
+			return 1, true
+		}
+	case 5:
+		if equalFold(b, "false") {
+			return 0, true
+		}
+	}
+	return 0, false
+}
+
+// equalFold compares b with the lower-case ASCII string s ignoring case.
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		c := b[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// parseDecimal accepts the decimal float syntax (sign, digits, point,
+// exponent) and nothing else: no hex floats, no underscores, no Inf/NaN.
+func parseDecimal(b []byte) (float64, error) {
+	if len(b) == 0 || len(b) > 64 {
+		return 0, ErrBadNumber
+	}
+	digits := 0
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '+' || c == '-' || c == '.' || c == 'e' || c == 'E':
+		default:
+			return 0, ErrBadNumber
+		}
+	}
+	if digits == 0 {
+		return 0, ErrBadNumber
+	}
+	// strconv clones the string in its errors, so string(b) does not escape
+	// and this conversion does not allocate.
+	v, err := strconv.ParseFloat(string(b), 64)
+	if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
+		return 0, ErrBadNumber
+	}
+	return v, nil
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && isSpace(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// tsFromNumber converts a numeric timestamp of unknown unit (raw JSON or
+// text number) to unix nanoseconds using the magnitude heuristics. ok is
+// false when the value means "no clock" (before 2000); err is set when it
+// is not a usable time at all (negative, beyond 2262).
+func tsFromNumber(raw []byte) (ns int64, ok bool, err error) {
+	if isInteger(raw) {
+		i, perr := strconv.ParseInt(string(raw), 10, 64)
+		if perr == nil {
+			return tsFromInt(i)
+		}
+		// Larger than int64: fall through to the float path, which rejects it.
+	}
+	f, perr := parseDecimal(raw)
+	if perr != nil {
+		return 0, false, fmt.Errorf("%w: %q", ErrBadTimestamp, raw)
+	}
+	return tsFromFloat(f)
+}
+
+func isInteger(b []byte) bool {
+	if len(b) > 0 && b[0] == '-' {
+		b = b[1:]
+	}
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func tsFromInt(i int64) (int64, bool, error) {
+	if i < 0 {
+		return 0, false, fmt.Errorf("%w: negative", ErrBadTimestamp)
+	}
+	var ns int64
+	switch {
+	case i < secondsBelow:
+		ns = i * 1e9
+	case i < millisBelow:
+		ns = i * 1e6
+	case i < microsBelow:
+		ns = i * 1e3
+	default:
+		ns = i
+	}
+	return checkDeviceTime(ns)
+}
+
+func tsFromFloat(f float64) (int64, bool, error) {
+	if f < 0 || math.IsNaN(f) {
+		return 0, false, fmt.Errorf("%w: negative", ErrBadTimestamp)
+	}
+	var ns float64
+	switch {
+	case f < secondsBelow:
+		ns = f * 1e9
+	case f < millisBelow:
+		ns = f * 1e6
+	case f < microsBelow:
+		ns = f * 1e3
+	default:
+		ns = f
+	}
+	if ns >= float64(maxDeviceTime) {
+		return 0, false, fmt.Errorf("%w: out of range", ErrBadTimestamp)
+	}
+	return checkDeviceTime(int64(math.Round(ns)))
+}
+
+func checkDeviceTime(ns int64) (int64, bool, error) {
+	if ns >= maxDeviceTime {
+		return 0, false, fmt.Errorf("%w: out of range", ErrBadTimestamp)
+	}
+	if ns < minDeviceTime {
+		return 0, false, nil
+	}
+	return ns, true, nil
+}
+
+// Layouts accepted for textual timestamps, tried in order. Zone-less forms
+// (Tasmota's "Time") are interpreted in the rule's location.
+var tsLayouts = [...]string{
+	time.RFC3339Nano,
+	"2006-01-02T15:04:05.999999999",
+	"2006-01-02 15:04:05.999999999Z07:00",
+	"2006-01-02 15:04:05.999999999",
+}
+
+// tsFromString parses an RFC 3339 timestamp (or a zone-less one, read in
+// loc), or a number written as a string.
+func tsFromString(b []byte, loc *time.Location) (int64, bool, error) {
+	b = trimSpace(b)
+	if len(b) == 0 {
+		return 0, false, nil
+	}
+	if isInteger(b) || (b[0] >= '0' && b[0] <= '9' && len(b) < 20 && !containsByte(b, '-') && !containsByte(b, ':')) {
+		return tsFromNumber(b)
+	}
+	if len(b) > 64 {
+		return 0, false, fmt.Errorf("%w: too long", ErrBadTimestamp)
+	}
+	s := string(b)
+	for i, layout := range tsLayouts {
+		var t time.Time
+		var err error
+		if i == 0 || i == 2 {
+			t, err = time.Parse(layout, s)
+		} else {
+			t, err = time.ParseInLocation(layout, s, loc)
+		}
+		if err == nil {
+			if t.Year() < 1678 || t.Year() > 2261 {
+				return 0, false, fmt.Errorf("%w: out of range", ErrBadTimestamp)
+			}
+			return checkDeviceTime(t.UnixNano())
+		}
+	}
+	return 0, false, fmt.Errorf("%w: %q", ErrBadTimestamp, s)
+}
+
+func containsByte(b []byte, c byte) bool {
+	for _, x := range b {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}
