@@ -1,0 +1,377 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+)
+
+// Listener ids, as reported by ClientInfo.Listener.
+const (
+	ListenerTCP       = "tcp"
+	ListenerWebSocket = "ws"
+)
+
+// sysTopicInterval is how often mochi refreshes its $SYS topics. mochi's
+// default (1s) calls runtime.ReadMemStats, a stop-the-world pause, every
+// second; a gateway does not need that.
+const sysTopicInterval = 10 // seconds
+
+// Options configure a Broker.
+type Options struct {
+	// Listen is the MQTT TCP address (":1883"); empty disables TCP.
+	Listen string
+	// WebSocket is the MQTT-over-WebSocket address; empty disables it.
+	WebSocket string
+	// Limits default to DefaultLimits() when zero.
+	Limits Limits
+	// Auth decides who may connect and use which topics (default AllowAll).
+	Auth Authenticator
+	// Commands tunes the $ferrite/cmd router.
+	Commands RouterOptions
+	// Logger gets the broker's logs (component=broker); default slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the broker's metrics; default: a private registry.
+	Registerer prometheus.Registerer
+}
+
+// Broker is the embedded MQTT broker: mochi-mqtt v2 behind guarded
+// listeners, with handler dispatch and the command router.
+type Broker struct {
+	opts    Options
+	log     *slog.Logger
+	server  *mqtt.Server
+	auth    Authenticator
+	router  *Router
+	metrics *metrics
+	guard   guardPolicy
+	inline  *mqtt.Client // publishes command replies and Broker.Publish
+
+	ctx    context.Context // cancelled when Close gives up waiting
+	cancel context.CancelFunc
+
+	tcp *tcpListener
+	ws  *wsListener
+
+	routeMu sync.Mutex
+	routes  atomic.Pointer[routes]
+	workers sync.WaitGroup // handler workers
+
+	openConns  atomic.Int64
+	logRejects rate.Sometimes
+	logRefused rate.Sometimes
+	logAccept  rate.Sometimes
+	logGuard   rate.Sometimes
+
+	mu        sync.Mutex
+	started   bool
+	closing   atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+	startTime time.Time
+}
+
+// New creates a broker. Nothing listens until Start.
+func New(opts Options) (*Broker, error) {
+	if opts.Limits == (Limits{}) {
+		opts.Limits = DefaultLimits()
+	}
+	if err := opts.Limits.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Listen == "" && opts.WebSocket == "" {
+		return nil, errors.New("broker: no listener configured")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.NewRegistry()
+	}
+	if opts.Auth == nil {
+		opts.Auth = AllowAll{}
+	}
+	log := opts.Logger.With("component", "broker")
+	b := &Broker{
+		opts:       opts,
+		log:        log,
+		auth:       opts.Auth,
+		logRejects: rate.Sometimes{Interval: 10 * time.Second},
+		logRefused: rate.Sometimes{Interval: 10 * time.Second},
+		logAccept:  rate.Sometimes{Interval: 10 * time.Second},
+		logGuard:   rate.Sometimes{Interval: 10 * time.Second},
+	}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.server = mqtt.New(&mqtt.Options{
+		Capabilities:           opts.Limits.capabilities(),
+		Logger:                 opts.Logger.With("component", "mochi"),
+		SysTopicResendInterval: sysTopicInterval,
+	})
+	m, err := newMetrics(opts.Registerer, b.server.Info)
+	if err != nil {
+		return nil, fmt.Errorf("broker: metrics: %w", err)
+	}
+	b.metrics = m
+	b.guard = guardPolicy{
+		maxPacketSize:     opts.Limits.MaxPacketSize,
+		topicAliasMaximum: opts.Limits.TopicAliasMaximum,
+		onReject:          b.onGuardReject,
+	}
+	b.inline = b.server.NewClient(nil, mqtt.LocalListener, "$ferrite", true)
+	b.router = newRouter(opts.Commands, log.With("component", "router"), m, b.publishReply)
+	if err := b.server.AddHook(&hook{b: b}, nil); err != nil {
+		return nil, fmt.Errorf("broker: hook: %w", err)
+	}
+	if opts.Listen != "" {
+		b.tcp = newTCPListener(b, ListenerTCP, opts.Listen)
+	}
+	if opts.WebSocket != "" {
+		b.ws = newWSListener(b, ListenerWebSocket, opts.WebSocket)
+	}
+	return b, nil
+}
+
+func (b *Broker) onGuardReject(c net.Conn, e *guardError) {
+	b.metrics.packetsRejected.WithLabelValues(e.reason).Inc()
+	b.logGuard.Do(func() {
+		b.log.Warn("packet refused, closing connection", "remote", c.RemoteAddr().String(),
+			"reason", e.reason, "packet_type", e.kind, "error", e.err)
+	})
+}
+
+// Start binds the listeners and starts serving. A bind error is returned
+// and nothing is left running.
+func (b *Broker) Start(ctx context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closing.Load() {
+		return ErrClosed
+	}
+	if b.started {
+		return ErrStarted
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var added []listeners.Listener
+	for _, l := range []listeners.Listener{b.tcpOrNil(), b.wsOrNil()} {
+		if l == nil {
+			continue
+		}
+		if err := b.server.AddListener(l); err != nil {
+			for _, a := range added {
+				a.Close(func(string) {})
+			}
+			return fmt.Errorf("broker: listen %s %s: %w", l.Protocol(), l.Address(), err)
+		}
+		added = append(added, l)
+	}
+	if err := b.server.Serve(); err != nil {
+		return fmt.Errorf("broker: serve: %w", err)
+	}
+	b.router.start()
+	b.started = true
+	b.startTime = time.Now()
+	b.log.Info("broker started", "mqtt", b.Addr(), "websocket", b.WebSocketAddr())
+	return nil
+}
+
+func (b *Broker) tcpOrNil() listeners.Listener {
+	if b.tcp == nil {
+		return nil
+	}
+	return b.tcp
+}
+
+func (b *Broker) wsOrNil() listeners.Listener {
+	if b.ws == nil {
+		return nil
+	}
+	return b.ws
+}
+
+// Close stops the listeners, disconnects every client (MQTT 5 clients get
+// "server shutting down"), waits for the connections, the command workers
+// and the handler workers (which first deliver the QoS 0 messages already
+// queued). If ctx ends first, in-flight handler and command calls see their
+// context cancelled and Close returns the context's error. Close is
+// idempotent.
+func (b *Broker) Close(ctx context.Context) error {
+	b.closeOnce.Do(func() {
+		b.mu.Lock()
+		b.closing.Store(true)
+		started := b.started
+		b.mu.Unlock()
+		b.closeErr = b.close(ctx, started)
+		b.cancel()
+	})
+	return b.closeErr
+}
+
+func (b *Broker) close(ctx context.Context, started bool) error {
+	var errs []error
+	if started {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = b.server.Close() // always nil in mochi v2.7.9
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			b.cancel()
+			errs = append(errs, fmt.Errorf("broker: closing mqtt server: %w", ctx.Err()))
+		}
+	} else {
+		for _, l := range []listeners.Listener{b.tcpOrNil(), b.wsOrNil()} {
+			if l != nil {
+				l.Close(func(string) {})
+			}
+		}
+	}
+	for _, cs := range b.connSets() {
+		if err := cs.wait(ctx); err != nil {
+			b.cancel()
+			errs = append(errs, fmt.Errorf("broker: waiting for connections: %w", err))
+			break
+		}
+	}
+	if err := b.router.close(ctx); err != nil {
+		b.cancel()
+		errs = append(errs, err)
+	}
+	if err := b.stopRoutes(ctx); err != nil {
+		b.cancel()
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		b.log.Info("broker stopped")
+	}
+	return errors.Join(errs...)
+}
+
+func (b *Broker) connSets() []*connSet {
+	var s []*connSet
+	if b.tcp != nil {
+		s = append(s, &b.tcp.conns)
+	}
+	if b.ws != nil {
+		s = append(s, &b.ws.conns)
+	}
+	return s
+}
+
+// Addr is the bound MQTT TCP address ("" if disabled).
+func (b *Broker) Addr() string {
+	if b.tcp == nil {
+		return ""
+	}
+	return b.tcp.Address()
+}
+
+// WebSocketAddr is the bound WebSocket address ("" if disabled).
+func (b *Broker) WebSocketAddr() string {
+	if b.ws == nil {
+		return ""
+	}
+	return b.ws.Address()
+}
+
+// Router is the $ferrite/cmd command router; register commands on it.
+func (b *Broker) Router() *Router { return b.router }
+
+// Stats is a snapshot of broker counters.
+type Stats struct {
+	ClientsConnected int64 `json:"clients_connected"`
+	Subscriptions    int64 `json:"subscriptions"`
+	Retained         int64 `json:"retained"`
+	Inflight         int64 `json:"inflight"`
+	MessagesReceived int64 `json:"messages_received"`
+	MessagesSent     int64 `json:"messages_sent"`
+	MessagesDropped  int64 `json:"messages_dropped"`
+	BytesReceived    int64 `json:"bytes_received"`
+	BytesSent        int64 `json:"bytes_sent"`
+}
+
+// Stats returns the current counters.
+func (b *Broker) Stats() Stats {
+	i := b.server.Info
+	return Stats{
+		ClientsConnected: atomic.LoadInt64(&i.ClientsConnected),
+		Subscriptions:    atomic.LoadInt64(&i.Subscriptions),
+		Retained:         atomic.LoadInt64(&i.Retained),
+		Inflight:         atomic.LoadInt64(&i.Inflight),
+		MessagesReceived: atomic.LoadInt64(&i.MessagesReceived),
+		MessagesSent:     atomic.LoadInt64(&i.MessagesSent),
+		MessagesDropped:  atomic.LoadInt64(&i.MessagesDropped),
+		BytesReceived:    atomic.LoadInt64(&i.BytesReceived),
+		BytesSent:        atomic.LoadInt64(&i.BytesSent),
+	}
+}
+
+// Publish sends a message to the broker's subscribers as the broker itself
+// (client id "$ferrite"): no ACL check, not dispatched to handlers. It never
+// blocks: a subscriber whose queue is full misses it (counted as dropped).
+// Topic, Payload, QoS, Retain and the MQTT 5 properties of m are used.
+func (b *Broker) Publish(m *Message) error {
+	if b.closing.Load() {
+		return ErrClosed
+	}
+	if m.Topic == "" || strings.ContainsAny(m.Topic, "+#\x00") { // [MQTT-3.3.2-2]
+		return fmt.Errorf("broker: publish: invalid topic %q", m.Topic)
+	}
+	if m.QoS > 2 {
+		return fmt.Errorf("broker: publish: invalid qos %d", m.QoS)
+	}
+	pk := packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: m.QoS, Retain: m.Retain},
+		TopicName:   m.Topic,
+		Payload:     m.Payload,
+		PacketID:    uint16(m.QoS), // mochi needs a non-zero id for QoS > 0; inline publishes never use it
+		Properties: packets.Properties{
+			ResponseTopic:   m.ResponseTopic,
+			CorrelationData: m.CorrelationData,
+			ContentType:     m.ContentType,
+		},
+	}
+	for _, u := range m.UserProperties {
+		pk.Properties.User = append(pk.Properties.User, packets.UserProperty{Key: u.Key, Val: u.Value})
+	}
+	return b.server.InjectPacket(b.inline, pk)
+}
+
+// publishReply is the router's way out: a JSON reply to one requester.
+func (b *Broker) publishReply(topic string, payload []byte, qos byte, correlation []byte) {
+	err := b.Publish(&Message{
+		Topic:           topic,
+		Payload:         payload,
+		QoS:             qos,
+		CorrelationData: correlation,
+		ContentType:     "application/json",
+	})
+	if err != nil && !errors.Is(err, ErrClosed) {
+		b.log.Debug("command reply not published", "topic", topic, "error", err)
+	}
+}
+
+// Uptime is the time since Start (0 before).
+func (b *Broker) Uptime() time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.started {
+		return 0
+	}
+	return time.Since(b.startTime)
+}

@@ -1,0 +1,196 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.golang/paho"
+	pahov3 "github.com/eclipse/paho.mqtt.golang"
+)
+
+func TestPubSubMQTT311AndMQTT5(t *testing.T) {
+	b := startBroker(t, Options{})
+	got := make(chan pahov3.Message, 1)
+	sub := v3Client(t, "tcp://"+b.Addr(), "sub3")
+	if tok := sub.Subscribe("sensors/#", 1, func(_ pahov3.Client, m pahov3.Message) { got <- m }); !tok.WaitTimeout(waitTimeout) {
+		t.Fatal("subscribe")
+	}
+	pub, _ := v5Client(t, b.Addr(), "pub5", nil)
+	if _, err := pub.Publish(context.Background(), &paho.Publish{Topic: "sensors/t1", QoS: 1, Payload: []byte("22.5")}); err != nil {
+		t.Fatal(err)
+	}
+	if m := recvOne(t, got, "message"); m.Topic() != "sensors/t1" || string(m.Payload()) != "22.5" {
+		t.Fatalf("got %s %q", m.Topic(), m.Payload())
+	}
+	st := b.Stats()
+	if st.ClientsConnected != 2 || st.MessagesReceived < 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestWebSocketListener(t *testing.T) {
+	b := startBroker(t, Options{WebSocket: "127.0.0.1:0"})
+	got := make(chan pahov3.Message, 1)
+	ws := v3Client(t, "ws://"+b.WebSocketAddr()+"/mqtt", "ws-client")
+	if tok := ws.Subscribe("a/b", 1, func(_ pahov3.Client, m pahov3.Message) { got <- m }); !tok.WaitTimeout(waitTimeout) {
+		t.Fatal("subscribe")
+	}
+	tcp := v3Client(t, "tcp://"+b.Addr(), "tcp-client")
+	tcp.Publish("a/b", 1, false, "over ws").WaitTimeout(waitTimeout)
+	if m := recvOne(t, got, "ws message"); string(m.Payload()) != "over ws" {
+		t.Fatalf("payload %q", m.Payload())
+	}
+}
+
+func TestConnackAnnouncesLimits(t *testing.T) {
+	l := DefaultLimits()
+	l.MaxKeepalive = 120 * time.Second
+	b := startBroker(t, Options{Limits: l})
+	conn, err := net.Dial("tcp", b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := paho.NewClient(paho.ClientConfig{Conn: conn})
+	ack, err := c.Connect(context.Background(), &paho.Connect{ClientID: "ka", KeepAlive: 0, CleanStart: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect(&paho.Disconnect{})
+	p := ack.Properties
+	if p.ServerKeepAlive == nil || *p.ServerKeepAlive != 120 {
+		t.Errorf("server keepalive %v", p.ServerKeepAlive)
+	}
+	if p.MaximumPacketSize == nil || *p.MaximumPacketSize != l.MaxPacketSize {
+		t.Errorf("maximum packet size %v", p.MaximumPacketSize)
+	}
+	if p.TopicAliasMaximum == nil || *p.TopicAliasMaximum != l.TopicAliasMaximum {
+		t.Errorf("topic alias maximum %v", p.TopicAliasMaximum)
+	}
+	if p.ReceiveMaximum == nil || *p.ReceiveMaximum != l.ReceiveMaximum {
+		t.Errorf("receive maximum %v", p.ReceiveMaximum)
+	}
+}
+
+// A connection that never sends CONNECT is unknown to mochi; Close must
+// still close it and return.
+func TestCloseWithSilentConnection(t *testing.T) {
+	b := startBroker(t, Options{})
+	c, err := net.Dial("tcp", b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	v3Client(t, "tcp://"+b.Addr(), "normal")
+	eventually(t, "both connections accepted", func() bool { return b.openConns.Load() == 2 })
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	expectClosed(t, c)
+	if err := b.Close(ctx); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := b.Publish(&Message{Topic: "x"}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Publish after Close: %v", err)
+	}
+}
+
+func TestConnectTimeout(t *testing.T) {
+	l := DefaultLimits()
+	l.ConnectTimeout = 50 * time.Millisecond
+	b := startBroker(t, Options{Limits: l})
+	c, err := net.Dial("tcp", b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	expectClosed(t, c)
+}
+
+func TestConnectionLimit(t *testing.T) {
+	l := DefaultLimits()
+	l.MaxClients = 1
+	b := startBroker(t, Options{Limits: l})
+	var conns []net.Conn
+	for range connectionSlack + 1 {
+		c, err := net.Dial("tcp", b.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	eventually(t, "connections accepted", func() bool { return b.openConns.Load() == connectionSlack+1 })
+	extra, err := net.Dial("tcp", b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	expectClosed(t, extra)
+	if got := counterValue(b.metrics.connRefused); got != 1 {
+		t.Fatalf("refused = %v", got)
+	}
+}
+
+func TestBrokerPublish(t *testing.T) {
+	b := startBroker(t, Options{})
+	recv := make(chan *paho.Publish, 1)
+	c, _ := v5Client(t, b.Addr(), "sub", recv)
+	v5Subscribe(t, c, "ha/#", 1)
+	if err := b.Publish(&Message{Topic: "ha/x", Payload: []byte("on"), QoS: 1, ContentType: "text/plain"}); err != nil {
+		t.Fatal(err)
+	}
+	if p := recvOne(t, recv, "publish"); string(p.Payload) != "on" || p.Properties.ContentType != "text/plain" {
+		t.Fatalf("got %+v", p)
+	}
+	for _, bad := range []string{"", "a/+", "a/#"} {
+		if err := b.Publish(&Message{Topic: bad}); err == nil {
+			t.Errorf("Publish(%q) accepted", bad)
+		}
+	}
+}
+
+func TestNewRejectsBadOptions(t *testing.T) {
+	if _, err := New(Options{}); err == nil {
+		t.Error("no listener accepted")
+	}
+	l := DefaultLimits()
+	l.MaxClients = 0
+	l.ReceiveMaximum = 0
+	_, err := New(Options{Listen: ":0", Limits: l})
+	if err == nil {
+		t.Fatal("bad limits accepted")
+	}
+	b, err := New(Options{Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(context.Background()); err != nil {
+		t.Fatalf("Close before Start: %v", err)
+	}
+	if err := b.Start(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Start after Close: %v", err)
+	}
+}
+
+func TestStartBindError(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	b, err := New(Options{Listen: "127.0.0.1:0", WebSocket: ln.Addr().String(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(context.Background()); err == nil {
+		t.Fatal("Start on a taken port succeeded")
+	}
+	if err := b.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,307 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/mochi-mqtt/server/v2/listeners"
+)
+
+// Our listeners implement mochi's listeners.Listener so that every accepted
+// connection passes through one place (Broker.serveConn) that
+//   - bounds the number of open connections (MaxClients + connectionSlack),
+//   - arms a deadline for the CONNECT packet (mochi sets none: a silent
+//     connection would be held forever and would block mochi's Close),
+//   - wraps the connection in the packet guard,
+//   - recovers a panic on the connection's read goroutine, and
+//   - is tracked, so Close closes and waits for every connection, including
+//     those that never sent CONNECT (mochi only knows connected clients).
+// mochi's own TCP listener also stops accepting for good on the first
+// Accept error (EMFILE, for example); ours backs off and keeps serving.
+
+// connSet tracks the open connections of one listener.
+type connSet struct {
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// add registers c; false if the listener is closed.
+func (s *connSet) add(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	if s.conns == nil {
+		s.conns = make(map[net.Conn]struct{})
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *connSet) remove(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// closeAll refuses new connections and closes the open ones.
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for c := range s.conns {
+		_ = c.Close()
+	}
+}
+
+// wait waits until every connection's goroutine has returned.
+func (s *connSet) wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// serveConn runs mochi's connection handling for c on the calling goroutine.
+// The caller has added c to conns.
+func (b *Broker) serveConn(conns *connSet, id string, c net.Conn, establish listeners.EstablishFn) {
+	defer conns.remove(c)
+	defer func() { _ = c.Close() }()
+	if n := b.openConns.Add(1); n > b.opts.Limits.MaxClients+connectionSlack {
+		b.openConns.Add(-1)
+		b.metrics.connRefused.Inc()
+		b.logRefused.Do(func() {
+			b.log.Warn("connection refused", "remote", c.RemoteAddr().String(), "listener", id,
+				"error", ErrTooManyConnections, "open", n-1)
+		})
+		return
+	}
+	defer b.openConns.Add(-1)
+	defer func() {
+		if r := recover(); r != nil {
+			b.metrics.panics.Inc()
+			b.log.Error("recovered panic on client connection", "remote", c.RemoteAddr().String(),
+				"listener", id, "panic", r, "stack", string(debug.Stack()))
+		}
+	}()
+	_ = c.SetReadDeadline(time.Now().Add(b.opts.Limits.ConnectTimeout)) // mochi re-arms it from the keepalive after CONNECT
+	err := establish(id, newGuardConn(c, &b.guard))
+	if err != nil {
+		b.log.Debug("client connection ended", "remote", c.RemoteAddr().String(), "listener", id, "error", err)
+	}
+}
+
+// tcpListener is a plain TCP MQTT listener.
+type tcpListener struct {
+	b       *Broker
+	id      string
+	address string
+	ln      net.Listener
+	conns   connSet
+
+	mu      sync.Mutex
+	closed  bool
+	serving sync.WaitGroup
+	stop    chan struct{}
+}
+
+func newTCPListener(b *Broker, id, address string) *tcpListener {
+	return &tcpListener{b: b, id: id, address: address, stop: make(chan struct{})}
+}
+
+func (l *tcpListener) ID() string       { return l.id }
+func (l *tcpListener) Protocol() string { return "tcp" }
+
+// Address is the bound address once Init has run (port 0 resolved).
+func (l *tcpListener) Address() string {
+	if l.ln != nil {
+		return l.ln.Addr().String()
+	}
+	return l.address
+}
+
+func (l *tcpListener) Init(*slog.Logger) error {
+	ln, err := net.Listen("tcp", l.address)
+	if err != nil {
+		return err
+	}
+	l.ln = ln
+	return nil
+}
+
+func (l *tcpListener) Serve(establish listeners.EstablishFn) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.serving.Add(1)
+	l.mu.Unlock()
+	defer l.serving.Done()
+
+	var backoff time.Duration
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: wait and keep serving.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			l.b.logAccept.Do(func() {
+				l.b.log.Error("accept failed", "listener", l.id, "error", err, "retry_in", backoff)
+			})
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-l.stop:
+				t.Stop()
+				return
+			}
+			continue
+		}
+		backoff = 0
+		if !l.conns.add(c) {
+			_ = c.Close()
+			continue
+		}
+		go l.b.serveConn(&l.conns, l.id, c, establish)
+	}
+}
+
+// Close stops accepting, lets mochi disconnect its clients on this listener,
+// then closes whatever connection is still open (clients that never sent
+// CONNECT are unknown to mochi).
+func (l *tcpListener) Close(closeClients listeners.CloseFn) {
+	l.mu.Lock()
+	if !l.closed {
+		l.closed = true
+		close(l.stop)
+		if l.ln != nil {
+			_ = l.ln.Close()
+		}
+	}
+	l.mu.Unlock()
+	l.serving.Wait()
+	closeClients(l.id)
+	l.conns.closeAll()
+}
+
+// wsListener serves MQTT over WebSocket (subprotocol "mqtt", binary frames).
+type wsListener struct {
+	b        *Broker
+	id       string
+	address  string
+	ln       net.Listener
+	srv      *http.Server
+	upgrader websocket.Upgrader
+	conns    connSet
+
+	mu        sync.Mutex
+	closed    bool
+	establish listeners.EstablishFn
+	serving   sync.WaitGroup
+}
+
+func newWSListener(b *Broker, id, address string) *wsListener {
+	l := &wsListener{b: b, id: id, address: address}
+	l.upgrader = websocket.Upgrader{
+		Subprotocols: []string{"mqtt"},
+		// Browsers on any origin may connect, as with mosquitto; access is
+		// decided by the Authenticator, not by the page's origin.
+		CheckOrigin: func(*http.Request) bool { return true },
+	}
+	return l
+}
+
+func (l *wsListener) ID() string       { return l.id }
+func (l *wsListener) Protocol() string { return "ws" }
+
+func (l *wsListener) Address() string {
+	if l.ln != nil {
+		return l.ln.Addr().String()
+	}
+	return l.address
+}
+
+func (l *wsListener) Init(*slog.Logger) error {
+	ln, err := net.Listen("tcp", l.address)
+	if err != nil {
+		return err
+	}
+	l.ln = ln
+	l.srv = &http.Server{
+		Handler:           http.HandlerFunc(l.handle),
+		ReadHeaderTimeout: l.b.opts.Limits.ConnectTimeout,
+		ErrorLog:          slog.NewLogLogger(l.b.log.Handler(), slog.LevelDebug),
+	}
+	return nil
+}
+
+func (l *wsListener) Serve(establish listeners.EstablishFn) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.establish = establish
+	l.serving.Add(1)
+	l.mu.Unlock()
+	defer l.serving.Done()
+	if err := l.srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		l.b.log.Error("websocket listener stopped", "listener", l.id, "error", err)
+	}
+}
+
+func (l *wsListener) handle(w http.ResponseWriter, r *http.Request) {
+	l.mu.Lock()
+	establish := l.establish
+	l.mu.Unlock()
+	if establish == nil {
+		http.Error(w, "not serving", http.StatusServiceUnavailable)
+		return
+	}
+	ws, err := l.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered the request
+	}
+	c := &wsConn{Conn: ws.NetConn(), ws: ws}
+	if !l.conns.add(c) {
+		_ = c.Close()
+		return
+	}
+	l.b.serveConn(&l.conns, l.id, c, establish)
+}
+
+func (l *wsListener) Close(closeClients listeners.CloseFn) {
+	l.mu.Lock()
+	first := !l.closed
+	l.closed = true
+	l.mu.Unlock()
+	if first && l.srv != nil {
+		_ = l.srv.Close() // closes idle HTTP connections, not upgraded ones
+		_ = l.ln.Close()  // in case Serve never ran
+	}
+	l.serving.Wait()
+	closeClients(l.id)
+	l.conns.closeAll()
+}

@@ -1,0 +1,85 @@
+package broker
+
+import (
+	"errors"
+	"sync/atomic"
+
+	"github.com/mochi-mqtt/server/v2/system"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the broker's Prometheus metrics. mochi's own counters
+// (system.Info, updated atomically) are exported through func collectors.
+type metrics struct {
+	packetsRejected *prometheus.CounterVec // reason
+	panics          prometheus.Counter
+	connRefused     prometheus.Counter
+	handlerMessages *prometheus.CounterVec // handler, outcome
+
+	commands        *prometheus.CounterVec   // command, outcome
+	commandDuration *prometheus.HistogramVec // command
+}
+
+func newMetrics(reg prometheus.Registerer, info *system.Info) (*metrics, error) {
+	m := &metrics{
+		packetsRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferrite_broker_packets_rejected_total",
+			Help: "MQTT packets refused by the packet guard (the connection is closed), by reason.",
+		}, []string{"reason"}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ferrite_broker_panics_recovered_total",
+			Help: "Panics recovered on client connection goroutines (the connection is closed).",
+		}),
+		connRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ferrite_broker_connections_refused_total",
+			Help: "Connections closed on accept because too many were open.",
+		}),
+		handlerMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferrite_broker_handler_messages_total",
+			Help: "Messages dispatched to registered handlers, by handler and outcome (delivered, dropped, rejected).",
+		}, []string{"handler", "outcome"}),
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferrite_commands_total",
+			Help: "Commands received on $ferrite/cmd, by command and outcome (ok, error, unknown, busy, bad_request).",
+		}, []string{"command", "outcome"}),
+		commandDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ferrite_command_duration_seconds",
+			Help:    "Time to execute a command, from dequeue to reply, by command.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"command"}),
+	}
+	for _, r := range []string{reasonPanic, reasonMalformed, reasonFraming, reasonTooLarge, reasonProtocol} {
+		m.packetsRejected.WithLabelValues(r)
+	}
+	load := func(p *int64) func() float64 {
+		return func() float64 { return float64(atomic.LoadInt64(p)) }
+	}
+	gauge := func(name, help string, p *int64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, load(p))
+	}
+	counter := func(name, help string, p *int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, load(p))
+	}
+	cs := []prometheus.Collector{
+		m.packetsRejected, m.panics, m.connRefused, m.handlerMessages, m.commands, m.commandDuration,
+		gauge("ferrite_broker_clients_connected", "MQTT clients currently connected.", &info.ClientsConnected),
+		gauge("ferrite_broker_subscriptions", "Active subscriptions.", &info.Subscriptions),
+		gauge("ferrite_broker_retained_messages", "Retained messages held.", &info.Retained),
+		gauge("ferrite_broker_inflight_messages", "QoS 1/2 messages in flight.", &info.Inflight),
+		counter("ferrite_broker_messages_received_total", "PUBLISH packets received from clients.", &info.MessagesReceived),
+		counter("ferrite_broker_messages_sent_total", "PUBLISH packets sent to clients.", &info.MessagesSent),
+		counter("ferrite_broker_messages_dropped_total", "Messages dropped because a client's outbound queue was full.", &info.MessagesDropped),
+		counter("ferrite_broker_bytes_received_total", "Bytes received from clients.", &info.BytesReceived),
+		counter("ferrite_broker_bytes_sent_total", "Bytes sent to clients.", &info.BytesSent),
+	}
+	var errs []error
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return m, nil
+}

@@ -1,0 +1,271 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"testing"
+
+	paho "github.com/eclipse/paho.golang/paho"
+	pahov3 "github.com/eclipse/paho.mqtt.golang"
+	"github.com/mochi-mqtt/server/v2/system"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func TestParseCommand(t *testing.T) {
+	cases := []struct {
+		in   string
+		want []string
+		err  bool
+	}{
+		{"PING", []string{"PING"}, false},
+		{"  SET  k   v  ", []string{"SET", "k", "v"}, false},
+		{"SET sensor:temp:001 23.5 EX 86400", []string{"SET", "sensor:temp:001", "23.5", "EX", "86400"}, false},
+		{`SET k "hello world"`, []string{"SET", "k", "hello world"}, false},
+		{`SET k "a\"b\\c\n\t\x41\x4a"`, []string{"SET", "k", "a\"b\\c\n\tAJ"}, false},
+		{`SET k "\xZZ"`, []string{"SET", "k", "xZZ"}, false},
+		{`SET k "\q"`, []string{"SET", "k", "q"}, false},
+		{`SET k 'it\'s \n raw'`, []string{"SET", "k", `it's \n raw`}, false},
+		{`LPUSH k '{"temp":23.5}'`, []string{"LPUSH", "k", `{"temp":23.5}`}, false},
+		{`SET k ""`, []string{"SET", "k", ""}, false},
+		{`a"b c"`, []string{"ab c"}, false},
+		{`SET k v\n`, []string{"SET", "k", `v\n`}, false},
+		{"SET\tk\r\nv", []string{"SET", "k", "v"}, false},
+		{`SET k "unterminated`, nil, true},
+		{`SET k 'unterminated`, nil, true},
+		{`SET k "a"b`, nil, true},
+		{`SET k 'a'b`, nil, true},
+		{`SET k "a\`, nil, true},
+		{"", nil, true},
+		{"   ", nil, true},
+		{"SET k \x00", nil, true},
+		{`["HINCRBY","k","f",5]`, []string{"HINCRBY", "k", "f", "5"}, false},
+		{` ["SET","k","a b\u0000c",-1.5e3]`, []string{"SET", "k", "a b\x00c", "-1.5e3"}, false},
+		{`[]`, nil, true},
+		{`["SET",null]`, nil, true},
+		{`["SET",{"a":1}]`, nil, true},
+		{`["SET",true]`, nil, true},
+		{`["SET"`, nil, true},
+	}
+	for _, tc := range cases {
+		got, err := ParseCommand([]byte(tc.in))
+		if (err != nil) != tc.err {
+			t.Errorf("%q: err = %v", tc.in, err)
+			continue
+		}
+		if err != nil {
+			if !errors.Is(err, ErrSyntax) {
+				t.Errorf("%q: %v does not wrap ErrSyntax", tc.in, err)
+			}
+			continue
+		}
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%q: got %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func FuzzParseCommand(f *testing.F) {
+	for _, s := range []string{`SET k "a\x41" 'b\'c'`, `["a",1]`, `"`, `'`, `a"b"`, "x\x00"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		args, err := ParseCommand(b)
+		if err != nil {
+			if !errors.Is(err, ErrSyntax) {
+				t.Fatalf("error %v does not wrap ErrSyntax", err)
+			}
+			return
+		}
+		if len(args) == 0 {
+			t.Fatal("no error and no arguments")
+		}
+		// A JSON array of the arguments parses back to the same arguments.
+		j, _ := json.Marshal(args)
+		again, err := ParseCommand(j)
+		if err != nil || !reflect.DeepEqual(again, args) {
+			t.Fatalf("JSON round trip of %q: %q, %v", args, again, err)
+		}
+	})
+}
+
+func newTestRouter(t testing.TB) *Router {
+	m, err := newMetrics(prometheus.NewRegistry(), new(system.Info))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newRouter(RouterOptions{}, testLogger(t), m, func(string, []byte, byte, []byte) {})
+}
+
+func TestRouterExecute(t *testing.T) {
+	r := newTestRouter(t)
+	err := r.Register(Command{Name: "echo", MinArgs: 1, MaxArgs: 2, Func: func(_ context.Context, req *Request) (any, error) {
+		return req.Args, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Register(Command{Name: "ECHO", Func: func(context.Context, *Request) (any, error) { return nil, nil }}); !errors.Is(err, ErrDuplicateCommand) {
+		t.Fatalf("duplicate: %v", err)
+	}
+	ctx := context.Background()
+	if res, err := r.Execute(ctx, &Request{Name: "ECHO", Args: []string{"a"}}); err != nil || !reflect.DeepEqual(res, []string{"a"}) {
+		t.Fatalf("ECHO: %v %v", res, err)
+	}
+	if _, err := r.Execute(ctx, &Request{Name: "ECHO"}); !errors.Is(err, ErrWrongArity) {
+		t.Fatalf("arity: %v", err)
+	}
+	if _, err := r.Execute(ctx, &Request{Name: "ECHO", Args: []string{"a", "b", "c"}}); !errors.Is(err, ErrWrongArity) {
+		t.Fatalf("arity: %v", err)
+	}
+	if _, err := r.Execute(ctx, &Request{Name: "NOPE"}); !errors.Is(err, ErrUnknownCommand) {
+		t.Fatalf("unknown: %v", err)
+	}
+	if res, _ := r.Execute(ctx, &Request{Name: "PING"}); res != "PONG" {
+		t.Fatalf("PING: %v", res)
+	}
+	if res, _ := r.Execute(ctx, &Request{Name: "PING", Args: []string{"hi"}}); res != "hi" {
+		t.Fatalf("PING hi: %v", res)
+	}
+	res, _ := r.Execute(ctx, &Request{Name: "COMMAND"})
+	if cs := res.([]commandInfo); len(cs) != 4 || cs[1].Name != "ECHO" {
+		t.Fatalf("COMMAND: %+v", cs)
+	}
+}
+
+// request publishes a command as an MQTT 5 client and returns the reply.
+func request(t *testing.T, c *paho.Client, recv chan *paho.Publish, payload, corr string) map[string]any {
+	t.Helper()
+	_, err := c.Publish(context.Background(), &paho.Publish{
+		Topic: CommandTopic, QoS: 1, Payload: []byte(payload),
+		Properties: &paho.PublishProperties{ResponseTopic: "reply/me", CorrelationData: []byte(corr)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := recvOne(t, recv, "reply to "+payload)
+	if p.Topic != "reply/me" || p.Properties == nil || string(p.Properties.CorrelationData) != corr {
+		t.Fatalf("reply on %s with %+v", p.Topic, p.Properties)
+	}
+	if p.Properties.ContentType != "application/json" {
+		t.Fatalf("content type %q", p.Properties.ContentType)
+	}
+	var v any
+	if err := json.Unmarshal(p.Payload, &v); err != nil {
+		t.Fatalf("reply %q: %v", p.Payload, err)
+	}
+	if m, ok := v.(map[string]any); ok {
+		return m
+	}
+	return map[string]any{"value": v}
+}
+
+func TestRouterOverMQTT5(t *testing.T) {
+	b := startBroker(t, Options{})
+	slow := make(chan struct{})
+	_ = b.Router().Register(Command{Name: "SLOW", Func: func(ctx context.Context, _ *Request) (any, error) {
+		<-slow
+		return "done", nil
+	}})
+	_ = b.Router().Register(Command{Name: "FAIL", Func: func(context.Context, *Request) (any, error) {
+		return nil, fmt.Errorf("store: key too large")
+	}})
+	recv := make(chan *paho.Publish, 8)
+	c, _ := v5Client(t, b.Addr(), "cli", recv)
+	v5Subscribe(t, c, "reply/me", 1)
+
+	if got := request(t, c, recv, "PING", "1"); got["value"] != "PONG" {
+		t.Fatalf("PING: %v", got)
+	}
+	if got := request(t, c, recv, `["PING","a b"]`, "2"); got["value"] != "a b" {
+		t.Fatalf("JSON PING: %v", got)
+	}
+	if got := request(t, c, recv, "NOPE x", "3"); got["error"] != "unknown command 'NOPE'" {
+		t.Fatalf("unknown: %v", got)
+	}
+	if got := request(t, c, recv, "PING a b", "4"); got["error"] == nil {
+		t.Fatalf("arity: %v", got)
+	}
+	if got := request(t, c, recv, `PING "a`, "5"); got["error"] != "syntax error: unbalanced double quotes" {
+		t.Fatalf("quoting: %v", got)
+	}
+	if got := request(t, c, recv, "FAIL", "6"); got["error"] != "store: key too large" {
+		t.Fatalf("command error: %v", got)
+	}
+	// A slow command does not block others.
+	if _, err := c.Publish(context.Background(), &paho.Publish{Topic: CommandTopic, QoS: 1, Payload: []byte("SLOW"),
+		Properties: &paho.PublishProperties{ResponseTopic: "reply/me", CorrelationData: []byte("slow")}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := request(t, c, recv, "PING", "7"); got["value"] != "PONG" {
+		t.Fatalf("PING behind SLOW: %v", got)
+	}
+	close(slow)
+	if p := recvOne(t, recv, "SLOW reply"); string(p.Properties.CorrelationData) != "slow" {
+		t.Fatalf("slow reply %+v", p)
+	}
+	if got := counterValue(b.metrics.commands.WithLabelValues("PING", cmdOK)); got != 3 {
+		t.Fatalf("commands{PING,ok} = %v", got)
+	}
+}
+
+func TestRouterMQTT311Fallback(t *testing.T) {
+	b := startBroker(t, Options{})
+	c := v3Client(t, "tcp://"+b.Addr(), "dev-7")
+	got := make(chan pahov3.Message, 1)
+	tok := c.Subscribe(ReplyTopicPrefix+"dev-7", 1, func(_ pahov3.Client, m pahov3.Message) { got <- m })
+	if !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	// Commands are not forwarded, even to a subscriber of the command topic.
+	seen := make(chan pahov3.Message, 1)
+	c.Subscribe(CommandTopic, 0, func(_ pahov3.Client, m pahov3.Message) { seen <- m }).WaitTimeout(waitTimeout)
+	c.Publish(CommandTopic, 1, false, "PING hello").WaitTimeout(waitTimeout)
+	m := recvOne(t, got, "3.1.1 reply")
+	if string(m.Payload()) != `"hello"` {
+		t.Fatalf("reply %q", m.Payload())
+	}
+	select {
+	case m := <-seen:
+		t.Fatalf("command forwarded: %q", m.Payload())
+	default: // a forwarded copy would have been queued to us before the reply
+	}
+}
+
+func BenchmarkParseCommandLine(b *testing.B) {
+	line := []byte(`SET sensor:temp:001 "23.5" EX 86400`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseCommand(line); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParseCommandJSON(b *testing.B) {
+	line := []byte(`["HINCRBY","store:42:daily_revenue","2025-02-19",4999]`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseCommand(line); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkRouterDispatch(b *testing.B) {
+	r := newTestRouter(b)
+	payload := []byte("PING hello")
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		args, err := ParseCommand(payload)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := r.Execute(ctx, &Request{Name: args[0], Args: args[1:]}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

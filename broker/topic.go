@@ -1,0 +1,56 @@
+package broker
+
+import "strings"
+
+// validFilter reports whether filter is a well-formed MQTT topic filter for a
+// handler: non-empty, '#' only as the whole last level, '+' only as a whole
+// level [MQTT-4.7.1-2] [MQTT-4.7.1-3], and no shared-subscription prefix.
+func validFilter(filter string) bool {
+	if filter == "" || strings.ContainsRune(filter, 0) {
+		return false
+	}
+	if strings.HasPrefix(strings.ToLower(filter), "$share/") {
+		return false
+	}
+	levels := strings.Split(filter, "/")
+	for i, l := range levels {
+		switch {
+		case l == "#":
+			if i != len(levels)-1 {
+				return false
+			}
+		case l == "+":
+		case strings.ContainsAny(l, "+#"):
+			return false
+		}
+	}
+	return true
+}
+
+// matchTopic reports whether topic matches filter. A filter starting with a
+// wildcard does not match a topic starting with '$' [MQTT-4.7.2-1].
+func matchTopic(filter, topic string) bool {
+	if topic != "" && topic[0] == '$' && filter != "" && (filter[0] == '+' || filter[0] == '#') {
+		return false
+	}
+	for {
+		if filter == "#" {
+			return true
+		}
+		fl, frest, fmore := strings.Cut(filter, "/")
+		tl, trest, tmore := strings.Cut(topic, "/")
+		if fl != "+" && fl != tl {
+			// "a/#" also matches "a" [MQTT-4.7.1-2].
+			return fl == "#"
+		}
+		switch {
+		case !fmore && !tmore:
+			return true
+		case !tmore:
+			return frest == "#"
+		case !fmore:
+			return false
+		}
+		filter, topic = frest, trest
+	}
+}
