@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.golang/paho"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
-	paho "github.com/eclipse/paho.golang/paho"
 )
 
 // The mochi decoder itself panics on the hazard packet: if this test fails,
