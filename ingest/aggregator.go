@@ -497,3 +497,33 @@ func (h *closeHeap) Pop() any {
 	*h = old[:len(old)-1]
 	return b
 }
+
+// drainPendingMarks is DrainPending plus, atomically with it, the closed
+// watermark of every series with a non-late bucket in the batch, per width
+// index. Once the batch is written the marks may be persisted: every
+// bucket before them has been written (or dropped by the pending cap).
+func (a *EdgeAggregator) drainPendingMarks() ([]Bucket, map[string][]int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := a.pending
+	a.pending = nil
+	var marks map[string][]int64
+	for i := range out {
+		if out[i].Late {
+			continue
+		}
+		if marks == nil {
+			marks = make(map[string][]int64)
+		}
+		s := out[i].Sensor
+		if _, ok := marks[s]; ok {
+			continue
+		}
+		ms := make([]int64, len(a.widths))
+		for wi := range a.widths {
+			ms[wi] = a.closedUntil[seriesID{s, wi}]
+		}
+		marks[s] = ms
+	}
+	return out, marks
+}

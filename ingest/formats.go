@@ -59,8 +59,9 @@ func (p *parser) parseFlat(r *compiledRule, payload []byte) error {
 		}
 		return fmt.Errorf("%w: payload is not a JSON object", ErrNoValue)
 	}
-	fv := flatVisitor{r: r, tasmota: r.Format == FormatTasmota}
-	if err := p.walkObject(&fv, '/'); err != nil {
+	p.flat = flatVisitor{r: r, tasmota: r.Format == FormatTasmota}
+	fv := &p.flat
+	if err := p.walkObject(fv, '/'); err != nil {
 		return err
 	}
 	if err := p.sc.end(); err != nil {

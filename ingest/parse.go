@@ -30,6 +30,9 @@ type parser struct {
 	loc       *time.Location
 	// Tasmota unit keys, as spans in arena (found anywhere in the document).
 	tempUnit, pressUnit, speedUnit span
+	// Visitors live here so that passing them as interfaces does not allocate.
+	one  jsonOne
+	flat flatVisitor
 }
 
 func newParser(maxValues int, loc *time.Location) *parser {
@@ -142,8 +145,9 @@ func (p *parser) scalarTime(v scalar) (ns int64, ok bool, err error) {
 func (p *parser) parseJSON(r *compiledRule, payload []byte) error {
 	p.sc.reset(payload)
 	p.path = p.path[:0]
-	st := jsonOne{r: r}
-	if err := p.walkObject(&st, '.'); err != nil {
+	p.one = jsonOne{r: r}
+	st := &p.one
+	if err := p.walkObject(st, '.'); err != nil {
 		return err
 	}
 	if err := p.sc.end(); err != nil {

@@ -94,27 +94,30 @@ func (p *parser) senmlRecord(base *senmlBase) (senmlRecord, error) {
 	}
 }
 
-func (p *parser) senmlField(base *senmlBase, rec *senmlRecord, k []byte, v scalar) error {
+func (p *parser) senmlField(base *senmlBase, rec *senmlRecord, kb []byte, v scalar) error {
+	// k is only used in error messages; a copy keeps the caller's key
+	// buffer on the stack.
+	k := func() string { return string(kb) }
 	num := func() (float64, error) {
 		if v.kind != jsonNumber {
-			return 0, fmt.Errorf("%w: field %q is not a number", ErrBadSenML, k)
+			return 0, fmt.Errorf("%w: field %q is not a number", ErrBadSenML, k())
 		}
 		f, err := parseDecimal(v.num)
 		if err != nil {
-			return 0, fmt.Errorf("%w: field %q: %w", ErrBadSenML, k, err)
+			return 0, fmt.Errorf("%w: field %q: %w", ErrBadSenML, k(), err)
 		}
 		return f, nil
 	}
 	str := func() (span, error) {
 		if v.kind != jsonString {
-			return span{}, fmt.Errorf("%w: field %q is not a string", ErrBadSenML, k)
+			return span{}, fmt.Errorf("%w: field %q is not a string", ErrBadSenML, k())
 		}
 		// The string was decoded at the end of the arena: keep it there.
 		end := len(p.arena)
 		return span{end - len(v.str), end}, nil
 	}
 	var err error
-	switch string(k) {
+	switch string(kb) {
 	case "bn":
 		base.name, err = str()
 	case "bu":
@@ -147,8 +150,8 @@ func (p *parser) senmlField(base *senmlBase, rec *senmlRecord, k []byte, v scala
 	case "bver", "vs", "vd", "ut":
 		// Version, string/data values and update time: valid, not numeric readings.
 	default:
-		if len(k) > 0 && k[len(k)-1] == '_' {
-			return fmt.Errorf("%w: must-understand field %q", ErrBadSenML, k)
+		if len(kb) > 0 && kb[len(kb)-1] == '_' {
+			return fmt.Errorf("%w: must-understand field %q", ErrBadSenML, k())
 		}
 	}
 	return err

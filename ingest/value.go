@@ -209,45 +209,42 @@ func checkDeviceTime(ns int64) (int64, bool, error) {
 	return ns, true, nil
 }
 
-// Layouts accepted for textual timestamps, tried in order. Zone-less forms
-// (Tasmota's "Time") are interpreted in the rule's location.
-var tsLayouts = [...]string{
-	time.RFC3339Nano,
-	"2006-01-02T15:04:05.999999999",
-	"2006-01-02 15:04:05.999999999Z07:00",
-	"2006-01-02 15:04:05.999999999",
-}
-
-// tsFromString parses an RFC 3339 timestamp (or a zone-less one, read in
-// loc), or a number written as a string.
+// tsFromString parses an RFC 3339 timestamp, the same with a space for
+// the 'T', a zone-less one (Tasmota's "Time", read in loc), or a number
+// written as a string.
 func tsFromString(b []byte, loc *time.Location) (int64, bool, error) {
 	b = trimSpace(b)
 	if len(b) == 0 {
 		return 0, false, nil
 	}
-	if isInteger(b) || (b[0] >= '0' && b[0] <= '9' && len(b) < 20 && !containsByte(b, '-') && !containsByte(b, ':')) {
+	if !containsByte(b, '-') && !containsByte(b, ':') {
 		return tsFromNumber(b)
 	}
-	if len(b) > 64 {
-		return 0, false, fmt.Errorf("%w: too long", ErrBadTimestamp)
+	if len(b) > 64 || len(b) < 19 {
+		return 0, false, fmt.Errorf("%w: %q", ErrBadTimestamp, b)
 	}
-	s := string(b)
-	for i, layout := range tsLayouts {
-		var t time.Time
-		var err error
-		if i == 0 || i == 2 {
-			t, err = time.Parse(layout, s)
-		} else {
-			t, err = time.ParseInLocation(layout, s, loc)
-		}
-		if err == nil {
-			if t.Year() < 1678 || t.Year() > 2261 {
-				return 0, false, fmt.Errorf("%w: out of range", ErrBadTimestamp)
-			}
-			return checkDeviceTime(t.UnixNano())
-		}
+	// Pick the one layout that can match, so a valid timestamp costs one
+	// parse (failed parses allocate their error).
+	layout := "2006-01-02T15:04:05.999999999"
+	if b[10] == ' ' {
+		layout = "2006-01-02 15:04:05.999999999"
 	}
-	return 0, false, fmt.Errorf("%w: %q", ErrBadTimestamp, s)
+	n := len(b)
+	zoned := b[n-1] == 'Z' || b[n-1] == 'z' || (n >= 25 && (b[n-6] == '+' || b[n-6] == '-') && b[n-3] == ':')
+	var t time.Time
+	var err error
+	if zoned {
+		t, err = time.Parse(layout+"Z07:00", string(b))
+	} else {
+		t, err = time.ParseInLocation(layout, string(b), loc)
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("%w: %q", ErrBadTimestamp, b)
+	}
+	if t.Year() < 1678 || t.Year() > 2261 {
+		return 0, false, fmt.Errorf("%w: out of range", ErrBadTimestamp)
+	}
+	return checkDeviceTime(t.UnixNano())
 }
 
 func containsByte(b []byte, c byte) bool {

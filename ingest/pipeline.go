@@ -1,0 +1,319 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+)
+
+// Message is one MQTT PUBLISH as the broker hands it to ingest.
+type Message struct {
+	Topic    string
+	Payload  []byte
+	QoS      byte
+	ClientID string
+	// Received is the gateway's receive time; zero means now.
+	Received time.Time
+}
+
+// Pipeline defaults.
+const (
+	DefaultMaxClockSkew       = 5 * time.Minute
+	DefaultTickInterval       = time.Second
+	DefaultCheckpointInterval = 5 * time.Second
+)
+
+// Options configure a Pipeline. Zero values take defaults.
+type Options struct {
+	// Rules, in match order. Nil means DefaultRules().
+	Rules []Rule
+	// Store persists readings, checkpoints and buckets. Required.
+	Store Store
+	// Aggregator configures the time buckets.
+	Aggregator AggregatorConfig
+	// DisableAggregation turns the EdgeAggregator off.
+	DisableAggregation bool
+	// MaxSensors bounds the registry (default 10000).
+	MaxSensors int
+	// MaxValuesPerMessage bounds readings per message (default 256).
+	MaxValuesPerMessage int
+	// MaxClockSkew: readings stamped further than this after the receive
+	// time take the receive time instead (default 5m).
+	MaxClockSkew time.Duration
+	// Location interprets zone-less textual timestamps such as Tasmota's
+	// "Time" (default time.Local: the device and the gateway usually share it).
+	Location *time.Location
+	// TickInterval is how often the background goroutine closes due
+	// buckets and writes them (default 1s). Negative: no goroutine; the
+	// owner calls Tick itself (tests, with an injected Clock).
+	TickInterval time.Duration
+	// CheckpointInterval is how often running aggregates are persisted
+	// (default 5s). Recovery replays the readings after the checkpoint.
+	CheckpointInterval time.Duration
+	// Clock defaults to the system clock.
+	Clock Clock
+	// Logger defaults to slog.Default(); "component"="ingest" is added.
+	Logger *slog.Logger
+	// Registerer receives the ferrite_ingest_* metrics (nil: none).
+	Registerer prometheus.Registerer
+	// DeadLetter, if set, is called (synchronously, so it must not block)
+	// for every message a rule matched but could not parse; the root
+	// package republishes it to $ferrite/deadletter.
+	DeadLetter func(m *Message, rule, reason string)
+}
+
+func (o *Options) ensureDefaults() {
+	if o.Rules == nil {
+		o.Rules = DefaultRules()
+	}
+	if o.MaxSensors == 0 {
+		o.MaxSensors = DefaultMaxSensors
+	}
+	if o.MaxValuesPerMessage == 0 {
+		o.MaxValuesPerMessage = DefaultMaxValuesPerMessage
+	}
+	if o.MaxClockSkew == 0 {
+		o.MaxClockSkew = DefaultMaxClockSkew
+	}
+	if o.Location == nil {
+		o.Location = time.Local
+	}
+	if o.TickInterval == 0 {
+		o.TickInterval = DefaultTickInterval
+	}
+	if o.CheckpointInterval == 0 {
+		o.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if o.Clock == nil {
+		o.Clock = systemClock{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	o.Aggregator.ensureDefaults()
+}
+
+// Validate reports every problem at once (after defaults are applied).
+func (o *Options) Validate() error {
+	var errs []error
+	if o.Store == nil {
+		errs = append(errs, fmt.Errorf("%w: Store is required", ErrInvalidOptions))
+	}
+	if _, err := CompileRules(o.Rules); err != nil {
+		errs = append(errs, err)
+	}
+	if o.MaxSensors < 0 || o.MaxValuesPerMessage < 0 || o.MaxClockSkew < 0 || o.CheckpointInterval < 0 {
+		errs = append(errs, fmt.Errorf("%w: limits must not be negative", ErrInvalidOptions))
+	}
+	if !o.DisableAggregation {
+		errs = append(errs, o.Aggregator.Validate())
+	}
+	return errors.Join(errs...)
+}
+
+// Pipeline is the broker-facing entry point: topic rules → parsers →
+// SensorIngestion → EdgeAggregator → store. It owns one background
+// goroutine (unless TickInterval < 0) that closes buckets, writes them and
+// checkpoints the registry; Close stops and waits for it.
+type Pipeline struct {
+	opts      Options
+	rules     *RuleSet
+	ingestion *SensorIngestion
+	agg       *EdgeAggregator
+	log       *slog.Logger
+	m         *metrics
+	ids       *internTable
+	units     *internTable
+	batches   sync.Pool // *batchState
+
+	tickMu         sync.Mutex // serialises Tick, Flush and Close's final write
+	lastCheckpoint time.Time
+
+	badLog  rate.Sometimes
+	tickLog rate.Sometimes
+	closed  atomic.Bool
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// New validates opts, restores the registry and open buckets from the
+// store, and starts the background goroutine.
+func New(ctx context.Context, opts Options) (*Pipeline, error) {
+	opts.ensureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	rules, _ := CompileRules(opts.Rules)
+	p := &Pipeline{
+		opts:    opts,
+		rules:   rules,
+		log:     opts.Logger.With("component", "ingest"),
+		ids:     newInternTable(2 * opts.MaxSensors),
+		units:   newInternTable(1024),
+		badLog:  rate.Sometimes{First: 5, Interval: 10 * time.Second},
+		tickLog: rate.Sometimes{First: 1, Interval: 30 * time.Second},
+	}
+	if !opts.DisableAggregation {
+		agg, err := NewEdgeAggregator(opts.Aggregator)
+		if err != nil {
+			return nil, err
+		}
+		p.agg = agg
+	}
+	p.ingestion = newSensorIngestion(opts.Store, p.agg, opts.Clock, opts.MaxSensors)
+	p.m = newMetrics(opts.Registerer, p)
+	p.ingestion.dropped = func(n int) { p.m.dropped.WithLabelValues("sensor_limit").Add(float64(n)) }
+	p.batches.New = func() any { return newBatchState(p) }
+	if err := p.ingestion.load(ctx, p.log); err != nil {
+		return nil, err
+	}
+	p.lastCheckpoint = opts.Clock.Now()
+	if opts.TickInterval > 0 {
+		runCtx, stop := context.WithCancel(context.Background())
+		p.stop = stop
+		p.wg.Add(1)
+		go p.run(runCtx)
+	}
+	return p, nil
+}
+
+// Ingestion returns the SensorIngestion (Go API: Ingest, Aggregate, Latest…).
+func (p *Pipeline) Ingestion() *SensorIngestion { return p.ingestion }
+
+// Aggregator returns the EdgeAggregator, nil when aggregation is disabled.
+func (p *Pipeline) Aggregator() *EdgeAggregator { return p.agg }
+
+// Rules returns the compiled rules.
+func (p *Pipeline) Rules() *RuleSet { return p.rules }
+
+func (p *Pipeline) run(ctx context.Context) {
+	defer p.wg.Done()
+	t := time.NewTicker(p.opts.TickInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := p.Tick(ctx); err != nil && ctx.Err() == nil {
+				p.tickLog.Do(func() { p.log.Warn("writing aggregates failed; will retry", "err", err) })
+			}
+		}
+	}
+}
+
+// Tick closes the buckets that are due at the clock's now, writes every
+// pending bucket to the store, and checkpoints the registry when the
+// checkpoint interval has passed. The background goroutine calls it every
+// TickInterval; with TickInterval < 0 the owner does.
+func (p *Pipeline) Tick(ctx context.Context) error {
+	p.tickMu.Lock()
+	defer p.tickMu.Unlock()
+	now := p.opts.Clock.Now()
+	var err error
+	if p.agg != nil {
+		p.agg.Tick(now)
+		err = p.writePending(ctx)
+	}
+	if now.Sub(p.lastCheckpoint) >= p.opts.CheckpointInterval {
+		p.lastCheckpoint = now
+		if cerr := p.ingestion.checkpoint(ctx, false); cerr != nil {
+			p.m.checkpointErrs.Inc()
+			err = errors.Join(err, cerr)
+		}
+	}
+	return err
+}
+
+// Flush closes every open bucket now and writes it (SENSOR.FLUSH, Go API).
+// Readings that arrive later for a flushed interval become late partials.
+func (p *Pipeline) Flush(ctx context.Context) error {
+	if p.agg == nil {
+		return nil
+	}
+	p.tickMu.Lock()
+	defer p.tickMu.Unlock()
+	p.agg.Flush()
+	return p.writePending(ctx)
+}
+
+// writePending merges pending buckets into the store, then persists the
+// new watermarks of their series (so a restart does not replay readings
+// already written). Called with tickMu held.
+func (p *Pipeline) writePending(ctx context.Context) error {
+	buckets, marks := p.agg.drainPendingMarks()
+	for i := range buckets {
+		if err := p.opts.Store.MergeBucket(ctx, buckets[i]); err != nil {
+			p.agg.Requeue(buckets[i:])
+			p.m.bucketErrors.Inc()
+			return fmt.Errorf("ingest: write bucket %s: %w", buckets[i].Key(), err)
+		}
+		p.m.bucketWrites.Inc()
+	}
+	var errs []error
+	for sensor, ms := range marks {
+		state := p.ingestion.setMarks(sensor, ms)
+		if state == nil {
+			continue
+		}
+		if err := p.opts.Store.PutSensorState(ctx, sensor, state); err != nil {
+			p.ingestion.markDirty(sensor)
+			errs = append(errs, err)
+			continue
+		}
+		if before := minMark(ms); before > 0 {
+			if err := p.opts.Store.MarkAggregated(ctx, sensor, time.Unix(0, before)); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		p.m.checkpointErrs.Inc()
+		return fmt.Errorf("ingest: persist bucket watermarks: %w", err)
+	}
+	return nil
+}
+
+func minMark(ms []int64) int64 {
+	var lo int64
+	for _, m := range ms {
+		if m == 0 {
+			return 0 // a width that never closed: nothing is summarised for it
+		}
+		if lo == 0 || m < lo {
+			lo = m
+		}
+	}
+	return lo
+}
+
+// Close stops the background goroutine, writes the buckets already closed
+// and checkpoints every sensor. Open buckets are not flushed: they are
+// rebuilt from the raw ring at the next start, so they stay whole.
+func (p *Pipeline) Close(ctx context.Context) error {
+	if !p.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	if p.stop != nil {
+		p.stop()
+	}
+	p.wg.Wait()
+	p.tickMu.Lock()
+	defer p.tickMu.Unlock()
+	var err error
+	if p.agg != nil {
+		p.agg.Tick(p.opts.Clock.Now())
+		err = p.writePending(ctx)
+	}
+	if cerr := p.ingestion.checkpoint(ctx, true); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	return err
+}

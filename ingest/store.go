@@ -1,0 +1,39 @@
+package ingest
+
+import (
+	"context"
+	"time"
+)
+
+// Store is the persistence ingest needs, in ingest's own terms. The root
+// package wires it to the Pebble store with NewStoreBackend; keeping the
+// interface here (the package that uses it) keeps ingest testable on its
+// own and isolates it from the store's API details.
+//
+// Contract:
+//   - AppendReadings appends raw readings to their sensors' rings in one
+//     batch. It returns only once the batch is durable under the store's
+//     policy (QoS 1/2 acknowledgements depend on it). An error means none
+//     of the batch is stored.
+//   - Readings returns the retained readings of a sensor in arrival order
+//     (oldest first) with from <= Time < to; a zero to means no bound.
+//   - SensorTotals calls fn for every sensor the store holds readings for,
+//     with the number of readings ever appended (monotonic, committed in
+//     the same batch as the readings).
+//   - PutSensorState / SensorStates persist ingest's opaque per-sensor
+//     checkpoint (running aggregates, registry data, bucket watermarks).
+//   - MergeBucket adds a closed bucket into this node's partial of the
+//     replicated aggregate value at b.Key(), durably. Merging the same
+//     interval twice (a late partial) adds both.
+//   - MarkAggregated tells the store that the sensor's raw readings before
+//     the given time are summarised in aggregates already written, so
+//     eviction may drop them once those are acknowledged upstream.
+type Store interface {
+	AppendReadings(ctx context.Context, rs []Reading) error
+	Readings(ctx context.Context, sensor string, from, to time.Time) ([]Reading, error)
+	SensorTotals(ctx context.Context, fn func(sensor string, total uint64) bool) error
+	PutSensorState(ctx context.Context, sensor string, state []byte) error
+	SensorStates(ctx context.Context, fn func(sensor string, state []byte) bool) error
+	MergeBucket(ctx context.Context, b Bucket) error
+	MarkAggregated(ctx context.Context, sensor string, before time.Time) error
+}
