@@ -1,0 +1,185 @@
+package ferrite
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/ferrite-edge/ferrite/broker"
+)
+
+// LogConfig is the log: section.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info (default), warn, error
+	Format string `yaml:"format"` // text (default) or json
+}
+
+func (l *LogConfig) defaults() { *l = LogConfig{Level: "info", Format: "text"} }
+
+func (l *LogConfig) validate(s section, _ *Config) {
+	s.oneOf("level", l.Level, "debug", "info", "warn", "error")
+	s.oneOf("format", l.Format, "text", "json")
+}
+
+// BrokerConfig is the broker: section.
+type BrokerConfig struct {
+	// Listen is the MQTT TCP address (default ":1883"; "" disables it).
+	Listen string `yaml:"listen"`
+	// WebSocket is the MQTT-over-WebSocket address ("" disables it).
+	WebSocket string         `yaml:"websocket"`
+	Limits    BrokerLimits   `yaml:"limits"`
+	Commands  CommandsConfig `yaml:"commands"`
+}
+
+// BrokerLimits is broker.limits: (see broker.Limits for each meaning).
+type BrokerLimits struct {
+	MaxPacketSize     Size     `yaml:"max_packet_size"`
+	MaxClients        int64    `yaml:"max_clients"`
+	ReceiveMaximum    int64    `yaml:"receive_maximum"`
+	MaxInflight       int64    `yaml:"max_inflight"`
+	MaxQueuedMessages int64    `yaml:"max_queued_messages"`
+	SessionExpiry     Duration `yaml:"session_expiry"`
+	MessageExpiry     Duration `yaml:"message_expiry"`
+	TopicAliasMaximum int64    `yaml:"topic_alias_maximum"`
+	MaxKeepalive      Duration `yaml:"max_keepalive"`
+	ConnectTimeout    Duration `yaml:"connect_timeout"`
+	HandlerTimeout    Duration `yaml:"handler_timeout"`
+}
+
+// CommandsConfig is broker.commands: the $ferrite/cmd worker pool.
+type CommandsConfig struct {
+	Workers   int64    `yaml:"workers"`
+	QueueSize int64    `yaml:"queue_size"`
+	Timeout   Duration `yaml:"timeout"`
+}
+
+func (b *BrokerConfig) defaults() {
+	l := broker.DefaultLimits()
+	*b = BrokerConfig{
+		Listen: ":1883",
+		Limits: BrokerLimits{
+			MaxPacketSize:     Size(l.MaxPacketSize),
+			MaxClients:        l.MaxClients,
+			ReceiveMaximum:    int64(l.ReceiveMaximum),
+			MaxInflight:       int64(l.MaxInflight),
+			MaxQueuedMessages: int64(l.MaxQueuedMessages),
+			SessionExpiry:     Duration(l.SessionExpiry),
+			MessageExpiry:     Duration(l.MessageExpiry),
+			TopicAliasMaximum: int64(l.TopicAliasMaximum),
+			MaxKeepalive:      Duration(l.MaxKeepalive),
+			ConnectTimeout:    Duration(l.ConnectTimeout),
+			HandlerTimeout:    Duration(l.HandlerTimeout),
+		},
+		Commands: CommandsConfig{Workers: 4, QueueSize: 256, Timeout: Duration(10 * time.Second)},
+	}
+}
+
+func (b *BrokerConfig) validate(s section, _ *Config) {
+	if b.Listen == "" && b.WebSocket == "" {
+		s.add("listen", "no MQTT listener: set listen and/or websocket")
+	}
+	validAddr(s, "listen", b.Listen)
+	validAddr(s, "websocket", b.WebSocket)
+	l, ls := b.Limits, s.in("limits")
+	ls.inRange("max_packet_size", int64(l.MaxPacketSize), 64, 268_435_460)
+	ls.inRange("max_clients", l.MaxClients, 1, 1<<20)
+	ls.inRange("receive_maximum", l.ReceiveMaximum, 1, math.MaxUint16)
+	ls.inRange("max_inflight", l.MaxInflight, 1, math.MaxUint16)
+	ls.inRange("max_queued_messages", l.MaxQueuedMessages, 1, math.MaxInt32)
+	ls.inRange("topic_alias_maximum", l.TopicAliasMaximum, 0, math.MaxUint16)
+	durationRange(ls, "session_expiry", l.SessionExpiry, 0, math.MaxUint32*time.Second)
+	durationRange(ls, "message_expiry", l.MessageExpiry, time.Second, 100*365*24*time.Hour)
+	durationRange(ls, "max_keepalive", l.MaxKeepalive, 0, math.MaxUint16*time.Second)
+	durationRange(ls, "connect_timeout", l.ConnectTimeout, time.Millisecond, time.Hour)
+	durationRange(ls, "handler_timeout", l.HandlerTimeout, time.Millisecond, time.Hour)
+	cs := s.in("commands")
+	cs.inRange("workers", b.Commands.Workers, 1, 1024)
+	cs.inRange("queue_size", b.Commands.QueueSize, 1, 1<<20)
+	durationRange(cs, "timeout", b.Commands.Timeout, time.Millisecond, time.Hour)
+}
+
+// BrokerOptions maps the section onto broker.Options (Logger, Registerer
+// and Auth are the caller's).
+func (b *BrokerConfig) BrokerOptions() broker.Options {
+	l := b.Limits
+	return broker.Options{
+		Listen:    b.Listen,
+		WebSocket: b.WebSocket,
+		Limits: broker.Limits{
+			MaxPacketSize:     uint32(l.MaxPacketSize),
+			MaxClients:        l.MaxClients,
+			ReceiveMaximum:    uint16(l.ReceiveMaximum),
+			MaxInflight:       uint16(l.MaxInflight),
+			MaxQueuedMessages: int32(l.MaxQueuedMessages),
+			SessionExpiry:     l.SessionExpiry.D(),
+			MessageExpiry:     l.MessageExpiry.D(),
+			TopicAliasMaximum: uint16(l.TopicAliasMaximum),
+			MaxKeepalive:      l.MaxKeepalive.D(),
+			ConnectTimeout:    l.ConnectTimeout.D(),
+			HandlerTimeout:    l.HandlerTimeout.D(),
+		},
+		Commands: broker.RouterOptions{
+			Workers:   int(b.Commands.Workers),
+			QueueSize: int(b.Commands.QueueSize),
+			Timeout:   b.Commands.Timeout.D(),
+		},
+	}
+}
+
+// HTTPConfig is the http: section (health, readiness, metrics).
+type HTTPConfig struct {
+	// Listen is the HTTP address (default ":8080"; "" disables HTTP).
+	Listen string `yaml:"listen"`
+}
+
+func (h *HTTPConfig) defaults() { h.Listen = ":8080" }
+
+func (h *HTTPConfig) validate(s section, _ *Config) { validAddr(s, "listen", h.Listen) }
+
+// StoreConfig is the store: section. It takes effect when the store lands.
+type StoreConfig struct {
+	// Durability is when writes are fsynced: always (default: before the
+	// acknowledgement, with group commit), interval, or none.
+	Durability string `yaml:"durability"`
+	// DurabilityInterval is the fsync period of "interval" (default 100ms).
+	DurabilityInterval Duration `yaml:"durability_interval"`
+}
+
+func (st *StoreConfig) defaults() {
+	*st = StoreConfig{Durability: "always", DurabilityInterval: Duration(100 * time.Millisecond)}
+}
+
+func (st *StoreConfig) validate(s section, _ *Config) {
+	s.oneOf("durability", st.Durability, "always", "interval", "none")
+	durationRange(s, "durability_interval", st.DurabilityInterval, time.Millisecond, time.Minute)
+}
+
+// validAddr reports a listen address that is not host:port ("" is allowed).
+func validAddr(s section, key, addr string) {
+	if addr == "" {
+		return
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		s.add(key, "invalid address %q (want host:port or :port)", addr)
+		return
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		s.add(key, "invalid port %q in %q", port, addr)
+	}
+}
+
+func durationRange(s section, key string, d Duration, lo, hi time.Duration) {
+	if d.D() < lo || d.D() > hi {
+		s.add(key, "%s out of range [%s, %s]", d, fmtDuration(lo), fmtDuration(hi))
+	}
+}
+
+func fmtDuration(d time.Duration) string {
+	if d >= 24*time.Hour && d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
+}
