@@ -82,10 +82,12 @@ var formats = map[string]format{
 		appendPayload: func(b []byte, off float64) []byte { return strconv.AppendFloat(b, off, 'f', 3, 64) },
 	},
 	"tasmota": {
-		name:    "tasmota",
-		topic:   func(run string, i int) string { return fmt.Sprintf("tele/bench-%s-%d/SENSOR", run, i) },
-		filter:  "tele/+/SENSOR",
-		sensors: func(run string, i int) []string { return []string{fmt.Sprintf("bench-%s-%d/BENCH/Temperature", run, i)} },
+		name:   "tasmota",
+		topic:  func(run string, i int) string { return fmt.Sprintf("tele/bench-%s-%d/SENSOR", run, i) },
+		filter: "tele/+/SENSOR",
+		sensors: func(run string, i int) []string {
+			return []string{fmt.Sprintf("bench-%s-%d/BENCH/Temperature", run, i)}
+		},
 		appendPayload: func(b []byte, off float64) []byte {
 			b = append(b, `{"Time":"`...)
 			b = time.Now().UTC().AppendFormat(b, "2006-01-02T15:04:05")
