@@ -122,6 +122,11 @@ func decodeState(id string, b []byte) (SensorInfo, []persistedMark, error) {
 	}
 	info.Count = d.uvarint()
 	info.Sum, info.Min, info.Max, info.Last = d.float(), d.float(), d.float(), d.float()
+	for _, f := range [...]float64{info.Sum, info.Min, info.Max, info.Last} {
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			d.fail()
+		}
+	}
 	info.FirstSeen, info.LastSeen, info.LastTime = d.time(), d.time(), d.time()
 	if n := d.uvarint(); n > maxUnitLen || n > uint64(len(d.b)) {
 		d.fail()
