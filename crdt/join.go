@@ -1,0 +1,127 @@
+package crdt
+
+import (
+	"slices"
+)
+
+// dotList is a sorted, duplicate-free list of dots: the dots a Delta covers.
+type dotList []Dot
+
+// Contains reports whether l includes d (binary search).
+func (l dotList) Contains(d Dot) bool {
+	_, ok := slices.BinarySearchFunc(l, d, Dot.Compare)
+	return ok
+}
+
+// normalizeDots sorts ds and removes duplicates and zero dots.
+func normalizeDots(ds []Dot) []Dot {
+	slices.SortFunc(ds, Dot.Compare)
+	ds = slices.Compact(ds)
+	for len(ds) > 0 && ds[0].Counter == 0 && ds[0].Node == "" {
+		ds = ds[1:]
+	}
+	return ds
+}
+
+// joinDotted is the causal join of two dot stores held as slices sorted by
+// cmp (an identity order consistent with equality of elements):
+//
+//   - an element of l survives if r holds it too, or rctx does not cover
+//     its dot (r never saw it, so r's absence says nothing);
+//   - an element of r is added if lctx does not cover its dot (l never saw
+//     it; if l saw it and does not hold it, l removed it).
+//
+// l is modified in place and returned; r is only read and never aliased (its
+// elements are copied; their immutable contents are shared).
+func joinDotted[T any](l, r []T, cmp func(a, b *T) int, dotOf func(*T) Dot, lctx, rctx DotSet) []T {
+	var adds []T
+	w, j := 0, 0
+	for i := range l {
+		for j < len(r) && cmp(&r[j], &l[i]) < 0 {
+			if !lctx.Contains(dotOf(&r[j])) {
+				adds = append(adds, r[j])
+			}
+			j++
+		}
+		if j < len(r) && cmp(&r[j], &l[i]) == 0 {
+			l[w] = l[i]
+			w++
+			j++
+			continue
+		}
+		if !rctx.Contains(dotOf(&l[i])) {
+			l[w] = l[i]
+			w++
+		}
+	}
+	for ; j < len(r); j++ {
+		if !lctx.Contains(dotOf(&r[j])) {
+			adds = append(adds, r[j])
+		}
+	}
+	clear(l[w:])
+	l = l[:w]
+	if len(adds) == 0 {
+		return l
+	}
+	if len(l) == 0 {
+		return adds
+	}
+	// Merge the (sorted) additions in from the back.
+	n := len(l)
+	l = slices.Grow(l, len(adds))[:n+len(adds)]
+	i, k := n-1, len(adds)-1
+	for o := len(l) - 1; k >= 0; o-- {
+		if i >= 0 && cmp(&l[i], &adds[k]) > 0 {
+			l[o] = l[i]
+			i--
+		} else {
+			l[o] = adds[k]
+			k--
+		}
+	}
+	return l
+}
+
+// mergeKeyed joins two slices sorted by key where elements with equal keys
+// combine with join (a lattice join: max, higher version, ...). l is
+// modified and returned. Elements taken from r alone go through adopt (nil
+// for plain values) so that l never shares mutable storage with r.
+func mergeKeyed[T any](l, r []T, cmp func(a, b *T) int, join func(a, b T) T, adopt func(T) T) []T {
+	if len(r) == 0 {
+		return l
+	}
+	var adds []T
+	j := 0
+	for i := range l {
+		for j < len(r) && cmp(&r[j], &l[i]) < 0 {
+			adds = append(adds, r[j])
+			j++
+		}
+		if j < len(r) && cmp(&r[j], &l[i]) == 0 {
+			l[i] = join(l[i], r[j])
+			j++
+		}
+	}
+	adds = append(adds, r[j:]...)
+	if adopt != nil {
+		for k := range adds {
+			adds[k] = adopt(adds[k])
+		}
+	}
+	if len(adds) == 0 {
+		return l
+	}
+	out := make([]T, 0, len(l)+len(adds))
+	i, k := 0, 0
+	for i < len(l) || k < len(adds) {
+		if k == len(adds) || (i < len(l) && cmp(&l[i], &adds[k]) < 0) {
+			out = append(out, l[i])
+			i++
+		} else {
+			out = append(out, adds[k])
+			k++
+		}
+	}
+	return out
+}
