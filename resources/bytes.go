@@ -14,20 +14,15 @@ import (
 var ErrBadSize = errors.New("resources: bad size")
 
 // Bytes is a size in bytes as written in the configuration: a plain integer
-// ("5242880") or a number with a unit ("5mb", "1.5gb", "512KiB"). Units follow
-// the Redis configuration convention, case-insensitive:
-//
-//	b            1
-//	k  / m  / g  / t     1000, 1000², 1000³, 1000⁴
-//	kb / mb / gb / tb    1024, 1024², 1024³, 1024⁴
-//	kib/ mib/ gib/ tib   1024, 1024², 1024³, 1024⁴
-//
-// Zero means "not set".
+// ("5242880") or a number with a unit ("5mb", "1.5gb", "512KiB"). Units are
+// powers of 1024 and case-insensitive, as in the root configuration's sizes:
+// k, kb, kib = 1024; m, mb, mib = 1024²; g, gb, gib = 1024³; t, tb, tib =
+// 1024⁴; b = 1. Zero means "not set".
 type Bytes int64
 
 var sizeUnits = map[string]float64{
 	"": 1, "b": 1,
-	"k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12,
+	"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40,
 	"kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30, "tb": 1 << 40,
 	"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
 }

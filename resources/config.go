@@ -37,6 +37,12 @@ type Config struct {
 	// offload, compact, evict, ...) are repeated while the level holds
 	// (default 30s). They also run at once whenever the level rises.
 	ActionInterval time.Duration `yaml:"action_interval"`
+	// CompactInterval is how often Compact is repeated while the disk
+	// stays at Warning or above without an eviction (default 10m): a full
+	// compaction rewrites the store, and doing it every action_interval
+	// on an unchanging store would only wear the flash. It still runs at
+	// once when the disk level rises and after every eviction.
+	CompactInterval time.Duration `yaml:"compact_interval"`
 	// ActionTimeout bounds one action call (default 2m).
 	ActionTimeout time.Duration `yaml:"action_timeout"`
 	// MaxSyncInterval caps the slowed-down sync interval (default 15m).
@@ -112,6 +118,7 @@ func (c *Config) SetDefaults() {
 	setDefault(&c.CPUBudget, CPUHigh)
 	setDefault(&c.SampleInterval, 5*time.Second)
 	setDefault(&c.ActionInterval, 30*time.Second)
+	setDefault(&c.CompactInterval, 10*time.Minute)
 	setDefault(&c.ActionTimeout, 2*time.Minute)
 	setDefault(&c.MaxSyncInterval, 15*time.Minute)
 	setDefault(&c.NotifyDelta, 5)
@@ -161,6 +168,7 @@ func (c *Config) Validate() error {
 	}
 	v.atLeast("sample_interval", c.SampleInterval, 10*time.Millisecond)
 	v.atLeast("action_interval", c.ActionInterval, 10*time.Millisecond)
+	v.atLeast("compact_interval", c.CompactInterval, 10*time.Millisecond)
 	v.atLeast("action_timeout", c.ActionTimeout, 10*time.Millisecond)
 	v.atLeast("max_sync_interval", c.MaxSyncInterval, time.Second)
 	if !(c.NotifyDelta > 0 && c.NotifyDelta <= 100) {

@@ -59,10 +59,11 @@
 // threshold minus the margin. Critical: also refuse new writes with a reason
 // naming the resources and their figures; writes are accepted again when the
 // level drops. One-shot actions run when the level rises and every
-// action_interval while it holds, on their own goroutine in a fixed order
-// (sync, roll up, offload, evict, release, compact) so a compaction never
-// delays sampling. Eviction never removes unsynced data: that is the
-// Evictor's contract.
+// action_interval while it holds (compaction only after an eviction or every
+// compact_interval, to spare the flash), on their own goroutine in a fixed
+// order (sync, roll up, offload, evict, release, compact) so a compaction
+// never delays sampling or the write gate. Eviction never removes unsynced
+// data: that is the Evictor's contract.
 //
 // The sync interval follows link quality and battery:
 //

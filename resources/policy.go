@@ -25,9 +25,11 @@ import (
 //
 // The exit point of a resource is its Warning threshold minus the hysteresis
 // margin (the usage at which it would return to Normal). One-shot actions run
-// as a batch when the memory or disk level rises, then every ActionInterval while
-// the overall level stays at Warning or above. State actions (refusing writes, high
-// compression, the sync interval) are emitted only when they change.
+// as a batch when the memory or disk level rises, then every ActionInterval
+// while the overall level stays at Warning or above; within a repeated batch,
+// Compact runs only after an eviction or every CompactInterval. State actions
+// (refusing writes, high compression, the sync interval) are emitted only
+// when they change.
 type Policy struct {
 	cfg  Config
 	base time.Duration
@@ -37,8 +39,9 @@ type Policy struct {
 
 	// batched is the memory and disk levels of the last batch, lowered as
 	// the levels drop: a level above its batched one makes a batch due.
-	batched   [2]Level
-	lastBatch time.Time
+	batched     [2]Level
+	lastBatch   time.Time
+	lastCompact time.Time
 
 	refuseKey   string // the critical resources named by the reason in force
 	refuse      string
@@ -184,7 +187,9 @@ func (p *Policy) batch(d *Decision) []Action {
 			Action{Kind: ActReleaseMemory, Resource: ResourceMemory, Bytes: p.excess(ResourceMemory, mem.Usage)},
 			Action{Kind: ActFreeOSMemory, Resource: ResourceMemory})
 	}
-	if disk.Level >= Warning {
+	if disk.Level >= Warning && (rose || disk.Level >= High || p.lastCompact.IsZero() ||
+		d.Time.Sub(p.lastCompact) >= p.cfg.CompactInterval) {
+		p.lastCompact = d.Time
 		acts = append(acts, Action{Kind: ActCompact, Resource: ResourceDisk})
 	}
 	return acts

@@ -177,3 +177,25 @@ func TestPolicyMemoryPressureAlone(t *testing.T) {
 		t.Fatalf("memory high: actions %q, want %q", got, want)
 	}
 }
+
+func TestPolicyCompactionIsNotRepeatedEveryBatch(t *testing.T) {
+	p := NewPolicy(testConfig(), 0) // action_interval 30s, compact_interval 10m
+	steps := []struct {
+		at      time.Duration
+		disk    float64
+		actions string
+	}{
+		{0, 72, "sync_now offload compact"},
+		{30 * time.Second, 72, "sync_now offload"},
+		{60 * time.Second, 72, "sync_now offload"},
+		{10 * time.Minute, 72, "sync_now offload compact"},
+		{10*time.Minute + 30*time.Second, 86, "sync_now roll_up offload evict(210 B) compact high_compression(true)"},
+		{11 * time.Minute, 86, "sync_now roll_up offload evict(210 B) compact"}, // after every eviction
+	}
+	for _, st := range steps {
+		d := p.Evaluate(round(st.at, 10, st.disk))
+		if got := strings.Join(actionStrings(d.Actions), " "); got != st.actions {
+			t.Fatalf("at %v disk %v %%: actions %q, want %q", st.at, st.disk, got, st.actions)
+		}
+	}
+}
