@@ -154,20 +154,30 @@ func (d *entryDecoder) head(field bool) Head {
 	return h
 }
 
-func (d *entryDecoder) body(e *Entry) {
+// heads reads a non-empty (if nonEmpty) list of heads sorted by dot.
+func (d *entryDecoder) heads(field, nonEmpty bool) []Head {
 	nh := d.count(12)
+	if d.err == nil && nonEmpty && nh == 0 {
+		d.failf("no heads")
+	}
 	heads := make([]Head, 0, nh)
 	for i := range nh {
-		h := d.head(false)
+		h := d.head(field)
 		if d.err != nil {
-			return
+			return nil
 		}
 		if i > 0 && h.Dot.Compare(heads[i-1].Dot) <= 0 {
 			d.failf("heads not sorted")
-			return
+			return nil
 		}
 		heads = append(heads, h)
 	}
+	return heads
+}
+
+func (d *entryDecoder) body(e *Entry) {
+	heads := d.heads(false, false)
+	nh := len(heads)
 	e.heads.heads = heads
 	np := d.count(2)
 	e.pl = make([]payload, 0, np)
@@ -245,17 +255,17 @@ func (d *entryDecoder) parts(p *payload, k Kind) {
 	case KindCounter:
 		p.counter.c = d.contributions(0)
 	case KindSet:
-		d.setParts(p)
+		d.set(&p.set)
 	case KindList:
-		d.listParts(p)
+		d.list(&p.list)
 	case KindHash:
-		d.hashParts(p)
+		d.orMap(&p.hash)
 	case KindAggregate:
-		d.aggParts(p)
+		d.aggregate(&p.agg)
 	}
 }
 
-func (d *entryDecoder) setParts(p *payload) {
+func (d *entryDecoder) set(s *ORSet) {
 	n := d.count(4)
 	prev := ""
 	for i := range n {
@@ -277,16 +287,16 @@ func (d *entryDecoder) setParts(p *payload) {
 			if d.err != nil {
 				return
 			}
-			if j > 0 && el.Dot.Compare(p.set.e[len(p.set.e)-1].Dot) <= 0 {
+			if j > 0 && el.Dot.Compare(s.e[len(s.e)-1].Dot) <= 0 {
 				d.failf("set member dots not sorted")
 				return
 			}
-			p.set.e = append(p.set.e, el)
+			s.e = append(s.e, el)
 		}
 	}
 }
 
-func (d *entryDecoder) listParts(p *payload) {
+func (d *entryDecoder) list(l *List) {
 	n := d.count(13)
 	for i := range n {
 		dt, st, low := d.stamped()
@@ -300,32 +310,23 @@ func (d *entryDecoder) listParts(p *payload) {
 			return
 		}
 		it.Seq = uint32(seq)
-		if i > 0 && cmpItem(&it, &p.list.items[i-1]) <= 0 {
+		if i > 0 && cmpItem(&it, &l.items[i-1]) <= 0 {
 			d.failf("list items not sorted")
 			return
 		}
-		p.list.items = append(p.list.items, it)
+		l.items = append(l.items, it)
 	}
 }
 
-func (d *entryDecoder) hashParts(p *payload) {
+func (d *entryDecoder) orMap(m *ORMap) {
 	n := d.count(3)
 	for i := range n {
 		f := mapField{Name: d.string()}
-		if d.err == nil && i > 0 && f.Name <= p.hash.f[i-1].Name {
+		if d.err == nil && i > 0 && f.Name <= m.f[i-1].Name {
 			d.failf("hash fields not sorted")
 		}
-		nh := d.count(12)
-		if d.err == nil && nh == 0 {
-			d.failf("hash field without heads")
-		}
-		for j := 0; j < nh && d.err == nil; j++ {
-			h := d.head(true)
-			if d.err == nil && j > 0 && h.Dot.Compare(f.Reg.heads[j-1].Dot) <= 0 {
-				d.failf("field heads not sorted")
-			}
-			f.Reg.heads = append(f.Reg.heads, h)
-		}
+		f.Reg.heads = d.heads(true, true)
+		nh := len(f.Reg.heads)
 		nc := d.count(2)
 		prev := -1
 		for j := 0; j < nc && d.err == nil; j++ {
@@ -344,28 +345,28 @@ func (d *entryDecoder) hashParts(p *payload) {
 		if d.err != nil {
 			return
 		}
-		p.hash.f = append(p.hash.f, f)
+		m.f = append(m.f, f)
 	}
 }
 
-func (d *entryDecoder) aggParts(p *payload) {
+func (d *entryDecoder) aggregate(a *Aggregate) {
 	n := d.count(29)
 	for i := range n {
-		a := OriginPartial{Origin: d.node()}
-		a.Version = d.uvarint()
-		a.Count = d.uvarint()
-		a.Sum, a.Min, a.Max = d.float(), d.float(), d.float()
-		a.FirstTS, a.LastTS = d.varint(), d.varint()
+		x := OriginPartial{Origin: d.node()}
+		x.Version = d.uvarint()
+		x.Count = d.uvarint()
+		x.Sum, x.Min, x.Max = d.float(), d.float(), d.float()
+		x.FirstTS, x.LastTS = d.varint(), d.varint()
 		switch {
 		case d.err != nil:
 			return
-		case a.Version == 0 || a.Partial.Validate() != nil:
+		case x.Version == 0 || x.Partial.Validate() != nil:
 			d.failf("bad aggregate partial")
 			return
-		case i > 0 && cmp.Compare(a.Origin, p.agg.p[i-1].Origin) <= 0:
+		case i > 0 && cmp.Compare(x.Origin, a.p[i-1].Origin) <= 0:
 			d.failf("aggregate origins not sorted")
 			return
 		}
-		p.agg.p = append(p.agg.p, a)
+		a.p = append(a.p, x)
 	}
 }

@@ -169,10 +169,7 @@ func (t *nodeTable) appendContributions(b []byte, cs []Contribution) []byte {
 }
 
 func (e *Entry) appendBody(b []byte, t *nodeTable) []byte {
-	b = appendUvarint(b, uint64(len(e.heads.heads)))
-	for i := range e.heads.heads {
-		b = t.appendHead(b, &e.heads.heads[i])
-	}
+	b = t.appendHeads(b, e.heads.heads)
 	b = appendUvarint(b, uint64(len(e.pl)))
 	for i := range e.pl {
 		p := &e.pl[i]
@@ -195,53 +192,78 @@ func (p *payload) appendParts(b []byte, t *nodeTable, k Kind) []byte {
 	case KindCounter:
 		b = t.appendContributions(b, p.counter.c)
 	case KindSet:
-		b = appendUvarint(b, uint64(p.set.Len()))
-		for i := 0; i < len(p.set.e); {
-			j := i
-			for j < len(p.set.e) && p.set.e[j].Member == p.set.e[i].Member {
-				j++
-			}
-			b = appendString(b, p.set.e[i].Member)
-			b = appendUvarint(b, uint64(j-i))
-			for _, m := range p.set.e[i:j] {
-				b = t.appendDot(b, m.Dot)
-			}
-			i = j
-		}
+		b = t.appendSet(b, &p.set)
 	case KindList:
-		b = appendUvarint(b, uint64(len(p.list.items)))
-		for _, it := range p.list.items {
-			b = t.appendStamped(b, it.Dot, it.Stamp, byte(it.Side))
-			b = appendUvarint(b, uint64(it.Seq))
-			b = appendBytes(b, it.Value)
-		}
+		b = t.appendList(b, &p.list)
 	case KindHash:
-		b = appendUvarint(b, uint64(len(p.hash.f)))
-		for i := range p.hash.f {
-			f := &p.hash.f[i]
-			b = appendString(b, f.Name)
-			b = appendUvarint(b, uint64(len(f.Reg.heads)))
-			for j := range f.Reg.heads {
-				b = t.appendHead(b, &f.Reg.heads[j])
-			}
-			b = appendUvarint(b, uint64(len(f.Ctr)))
-			for _, fc := range f.Ctr {
-				b = appendUvarint(b, uint64(f.Reg.find(fc.Head)))
-				b = t.appendContributions(b, fc.C.c)
-			}
-		}
+		b = t.appendMap(b, &p.hash)
 	case KindAggregate:
-		b = appendUvarint(b, uint64(len(p.agg.p)))
-		for _, a := range p.agg.p {
-			b = appendUvarint(b, t.index(a.Origin))
-			b = appendUvarint(b, a.Version)
-			b = appendUvarint(b, a.Count)
-			b = appendFloat(b, a.Sum)
-			b = appendFloat(b, a.Min)
-			b = appendFloat(b, a.Max)
-			b = appendVarint(b, a.FirstTS)
-			b = appendVarint(b, a.LastTS)
+		b = t.appendAggregate(b, &p.agg)
+	}
+	return b
+}
+
+func (t *nodeTable) appendSet(b []byte, s *ORSet) []byte {
+	b = appendUvarint(b, uint64(s.Len()))
+	for i := 0; i < len(s.e); {
+		j := i
+		for j < len(s.e) && s.e[j].Member == s.e[i].Member {
+			j++
 		}
+		b = appendString(b, s.e[i].Member)
+		b = appendUvarint(b, uint64(j-i))
+		for _, m := range s.e[i:j] {
+			b = t.appendDot(b, m.Dot)
+		}
+		i = j
+	}
+	return b
+}
+
+func (t *nodeTable) appendList(b []byte, l *List) []byte {
+	b = appendUvarint(b, uint64(len(l.items)))
+	for _, it := range l.items {
+		b = t.appendStamped(b, it.Dot, it.Stamp, byte(it.Side))
+		b = appendUvarint(b, uint64(it.Seq))
+		b = appendBytes(b, it.Value)
+	}
+	return b
+}
+
+func (t *nodeTable) appendMap(b []byte, m *ORMap) []byte {
+	b = appendUvarint(b, uint64(len(m.f)))
+	for i := range m.f {
+		f := &m.f[i]
+		b = appendString(b, f.Name)
+		b = t.appendHeads(b, f.Reg.heads)
+		b = appendUvarint(b, uint64(len(f.Ctr)))
+		for _, fc := range f.Ctr {
+			b = appendUvarint(b, uint64(f.Reg.find(fc.Head)))
+			b = t.appendContributions(b, fc.C.c)
+		}
+	}
+	return b
+}
+
+func (t *nodeTable) appendHeads(b []byte, hs []Head) []byte {
+	b = appendUvarint(b, uint64(len(hs)))
+	for i := range hs {
+		b = t.appendHead(b, &hs[i])
+	}
+	return b
+}
+
+func (t *nodeTable) appendAggregate(b []byte, a *Aggregate) []byte {
+	b = appendUvarint(b, uint64(len(a.p)))
+	for _, x := range a.p {
+		b = appendUvarint(b, t.index(x.Origin))
+		b = appendUvarint(b, x.Version)
+		b = appendUvarint(b, x.Count)
+		b = appendFloat(b, x.Sum)
+		b = appendFloat(b, x.Min)
+		b = appendFloat(b, x.Max)
+		b = appendVarint(b, x.FirstTS)
+		b = appendVarint(b, x.LastTS)
 	}
 	return b
 }

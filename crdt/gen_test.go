@@ -11,9 +11,20 @@ import (
 
 var genKeys = []string{"s", "c", "h", "l", "t", "g"}
 
-// randomOp returns a random mutator on a random key, biased towards the
+// genOp is one random operation, structured so that a reference model can
+// execute it too.
+type genOp struct {
+	key  string
+	name string   // set, setex, del, expire, incr, hset, hsetm, hdel, hincr, lpush, rpush, ltrim, sadd, srem, agg
+	strs []string // values, members, fields
+	n, m int64    // increments, trim range, expiry, aggregate value
+}
+
+func (o genOp) String() string { return fmt.Sprintf("%s %s %q %d %d", o.name, o.key, o.strs, o.n, o.m) }
+
+// randomOp returns a random operation on a random key, biased towards the
 // key's usual kind but sometimes of another kind (type changes).
-func randomOp(r *rand.Rand, now int64) (string, string, func(*Entry, Mut) (*Delta, error)) {
+func randomOp(r *rand.Rand, now int64) genOp {
 	key := genKeys[r.IntN(len(genKeys))]
 	val := func() string { return fmt.Sprintf("v%d", r.IntN(4)) }
 	mem := func() string { return fmt.Sprintf("m%d", r.IntN(5)) }
@@ -24,70 +35,97 @@ func randomOp(r *rand.Rand, now int64) (string, string, func(*Entry, Mut) (*Delt
 	}
 	switch r.IntN(12) {
 	case 0:
-		return key, "del", del()
+		return genOp{key: key, name: "del"}
 	case 1:
-		at := now + int64(r.IntN(3)-1)*500
-		return key, fmt.Sprintf("expire %d", at), expire(max(at, 0))
+		return genOp{key: key, name: "expire", n: max(now+int64(r.IntN(3)-1)*500, 0)}
 	}
 	switch kind {
 	case "s":
-		v := val()
 		if r.IntN(3) == 0 {
-			at := now + int64(r.IntN(1000))
-			return key, "set ex " + v, func(e *Entry, m Mut) (*Delta, error) { return e.Set(m, []byte(v), false, at) }
+			return genOp{key: key, name: "setex", strs: []string{val()}, n: now + int64(r.IntN(1000))}
 		}
-		return key, "set " + v, set(v)
+		return genOp{key: key, name: "set", strs: []string{val()}}
 	case "c":
-		n := int64(r.IntN(7) - 3)
-		return key, fmt.Sprintf("incr %d", n), incr(n)
+		return genOp{key: key, name: "incr", n: int64(r.IntN(7) - 3)}
 	case "h":
 		switch r.IntN(4) {
 		case 0:
-			f, v := fld(), val()
-			return key, "hset " + f + " " + v, hset(f, v)
+			return genOp{key: key, name: "hset", strs: []string{fld(), val()}}
 		case 1:
-			f := fld()
-			return key, "hdel " + f, hdel(f)
+			return genOp{key: key, name: "hdel", strs: []string{fld()}}
 		case 2:
-			f1, f2, v := fld(), fld(), val()
-			return key, "hsetmulti", func(e *Entry, m Mut) (*Delta, error) {
-				return e.HSetMulti(m, []FieldValue{{f1, []byte(v)}, {f2, []byte(v + "x")}})
-			}
+			return genOp{key: key, name: "hsetm", strs: []string{fld(), val(), fld(), val()}}
 		}
-		f, n := fld(), int64(r.IntN(5)-2)
-		return key, fmt.Sprintf("hincr %s %d", f, n), hincr(f, n)
+		return genOp{key: key, name: "hincr", strs: []string{fld()}, n: int64(r.IntN(5) - 2)}
 	case "l":
 		switch r.IntN(4) {
 		case 0:
-			a, b := int64(r.IntN(4)-1), int64(r.IntN(5)-2)
-			return key, fmt.Sprintf("ltrim %d %d", a, b), ltrim(a, b)
+			return genOp{key: key, name: "ltrim", n: int64(r.IntN(4) - 1), m: int64(r.IntN(5) - 2)}
 		case 1:
-			v1, v2 := val(), val()
-			return key, "lpush " + v1 + " " + v2, lpush(v1, v2)
+			return genOp{key: key, name: "lpush", strs: []string{val(), val()}}
 		}
-		v1, v2 := val(), val()
-		return key, "rpush " + v1 + " " + v2, rpush(v1, v2)
+		return genOp{key: key, name: "rpush", strs: []string{val(), val()}}
 	case "t":
 		if r.IntN(3) == 0 {
-			m1 := mem()
-			return key, "srem " + m1, srem(m1)
+			return genOp{key: key, name: "srem", strs: []string{mem()}}
 		}
-		m1, m2 := mem(), mem()
-		return key, "sadd " + m1 + " " + m2, sadd(m1, m2)
+		return genOp{key: key, name: "sadd", strs: []string{mem(), mem()}}
 	}
-	v := float64(r.IntN(100))
-	return key, "agg", func(e *Entry, m Mut) (*Delta, error) {
-		p, _, _ := e.OriginPartial(m.Dot.Node)
-		if p.Count == 0 {
-			p = Partial{Min: v, Max: v, FirstTS: now, LastTS: now}
+	return genOp{key: key, name: "agg", n: int64(r.IntN(100))}
+}
+
+// mutator returns the Entry mutator for o.
+func (o genOp) mutator() func(*Entry, Mut) (*Delta, error) {
+	switch o.name {
+	case "set":
+		return set(o.strs[0])
+	case "setex":
+		return func(e *Entry, m Mut) (*Delta, error) { return e.Set(m, []byte(o.strs[0]), false, o.n) }
+	case "del":
+		return del()
+	case "expire":
+		return expire(o.n)
+	case "incr":
+		return incr(o.n)
+	case "hset":
+		return hset(o.strs[0], o.strs[1])
+	case "hsetm":
+		return func(e *Entry, m Mut) (*Delta, error) {
+			return e.HSetMulti(m, []FieldValue{{o.strs[0], []byte(o.strs[1])}, {o.strs[2], []byte(o.strs[3])}})
 		}
-		p.Version = 0
-		p.Count++
-		p.Sum += v
-		p.Min, p.Max = min(p.Min, v), max(p.Max, v)
-		p.LastTS = max(p.LastTS, now)
-		return e.AggregateAdd(m, p)
+	case "hdel":
+		return hdel(o.strs...)
+	case "hincr":
+		return hincr(o.strs[0], o.n)
+	case "lpush":
+		return lpush(o.strs...)
+	case "rpush":
+		return rpush(o.strs...)
+	case "ltrim":
+		return ltrim(o.n, o.m)
+	case "sadd":
+		return sadd(o.strs...)
+	case "srem":
+		return srem(o.strs...)
+	case "agg":
+		v := float64(o.n)
+		return func(e *Entry, m Mut) (*Delta, error) {
+			var p Partial
+			if e.Kind(m.Now) == KindAggregate { // views ignore expiry
+				p, _, _ = e.OriginPartial(m.Dot.Node)
+			}
+			if p.Count == 0 {
+				p = Partial{Min: v, Max: v, FirstTS: m.Now, LastTS: m.Now}
+			}
+			p.Version = 0
+			p.Count++
+			p.Sum += v
+			p.Min, p.Max = min(p.Min, v), max(p.Max, v)
+			p.LastTS = max(p.LastTS, m.Now)
+			return e.AggregateAdd(m, p)
+		}
 	}
+	panic("unknown op " + o.name)
 }
 
 // cluster is a set of replicas and the ops they produced.
@@ -118,8 +156,8 @@ func (c *cluster) run(t testing.TB, r *rand.Rand, steps int) {
 		switch r.IntN(10) {
 		case 0, 1, 2, 3, 4:
 			rep.clock.ms += int64(r.IntN(300))
-			key, _, f := randomOp(r, rep.clock.ms)
-			o, err := rep.do(t, key, f)
+			g := randomOp(r, rep.clock.ms)
+			o, err := rep.do(t, g.key, g.mutator())
 			if err != nil {
 				continue // WRONGTYPE, overflow, ...: nothing written
 			}

@@ -98,8 +98,8 @@ func TestDeltaEqualsMutation(t *testing.T) {
 				x, u, _ := randomStates(t, r, res)
 				for range 5 {
 					y := join(x, u)
-					key, desc, f := randomOp(r, x.clock.ms)
-					o, err := x.do(t, key, f)
+					g := randomOp(r, x.clock.ms)
+					o, err := x.do(t, g.key, g.mutator())
 					if err != nil || o == nil {
 						continue
 					}
@@ -107,7 +107,7 @@ func TestDeltaEqualsMutation(t *testing.T) {
 					viaDelta.receive(t, o)
 					viaState := join(y, x)
 					if a, b := viaDelta.state(), viaState.state(); a != b {
-						t.Fatalf("seed %d round %d: %s %s: delta != state\nvia delta:\n%s\nvia state:\n%s", seed, round, key, desc, a, b)
+						t.Fatalf("seed %d round %d: %s: delta != state\nvia delta:\n%s\nvia state:\n%s", seed, round, g, a, b)
 					}
 				}
 			}
