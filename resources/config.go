@@ -47,9 +47,9 @@ type Config struct {
 	ActionTimeout time.Duration `yaml:"action_timeout"`
 	// MaxSyncInterval caps the slowed-down sync interval (default 15m).
 	MaxSyncInterval time.Duration `yaml:"max_sync_interval"`
-	// NotifyDelta is the change in a usage percentage (points) that makes
-	// the monitor notify its change hook even when no level changed
-	// (default 5).
+	// NotifyDelta is the change in the memory or disk usage (percentage
+	// points) that makes the monitor notify its change hook even when no
+	// level changed (default 5).
 	NotifyDelta float64 `yaml:"notify_delta"`
 
 	Hysteresis Hysteresis       `yaml:"hysteresis"`

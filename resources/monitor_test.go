@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -366,8 +367,11 @@ func TestSamplerReadsTheMachine(t *testing.T) {
 		cgroupRoot: "/sys/fs/cgroup", procSelfCgroup: "/proc/self/cgroup", powerSupplyPath: DefaultPowerSupplyPath,
 	})
 	first := s.sample(context.Background())
-	busy := time.Now().Add(20 * time.Millisecond)
-	for time.Now().Before(busy) {
+	// Burn CPU for 5ms and until getrusage shows it (its granularity is the
+	// kernel's).
+	start, _ := processCPUSeconds()
+	from, deadline := time.Now(), time.Now().Add(10*time.Second)
+	for now, _ := processCPUSeconds(); (now <= start || time.Since(from) < 5*time.Millisecond) && time.Now().Before(deadline); now, _ = processCPUSeconds() {
 	}
 	sm := s.sample(context.Background())
 	if first.CPU.Err == nil {
@@ -383,9 +387,91 @@ func TestSamplerReadsTheMachine(t *testing.T) {
 		t.Fatalf("disk %+v", sm.Disk)
 	}
 	if u, err := sm.CPU.Usage(); err != nil || u.Used <= 0 {
-		t.Fatalf("cpu after 20ms of spinning: %+v, %v", u, err)
+		t.Fatalf("cpu after spinning: %+v, %v", u, err)
 	}
 	if sm.Battery.Err != nil || sm.Cost <= 0 {
 		t.Fatalf("battery %+v cost %v", sm.Battery, sm.Cost)
+	}
+}
+
+// logRecorder is a slog handler that keeps the messages it gets.
+type logRecorder struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (h *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (h *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *logRecorder) WithGroup(string) slog.Handler            { return h }
+func (h *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	line := r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		line += " " + a.Key + "=" + a.Value.String()
+		return true
+	})
+	h.msgs = append(h.msgs, line)
+	return nil
+}
+
+func (h *logRecorder) count(substr string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, m := range h.msgs {
+		if strings.Contains(m, substr) {
+			n++
+		}
+	}
+	return n
+}
+
+func TestMonitorLogsFailingSourcesOnceAndHoldsTheLevel(t *testing.T) {
+	st := &testStore{}
+	st.set(49*mib/10, 0)
+	var mu sync.Mutex
+	failing := false
+	rec := &logRecorder{}
+	reg := prometheus.NewRegistry()
+	m, err := New(Options{
+		Config: Config{StorageLimit: 5 * mib, MemoryLimit: 4 << 30}, Logger: slog.New(rec), Registerer: reg,
+		StorageUsage: func() (int64, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if failing {
+				return 0, errors.New("store closed")
+			}
+			return st.StorageUsage()
+		},
+		WriteGate:  st,
+		CgroupRoot: filepath.Join("testdata", "cgroup", "none", "fs"), ProcSelfCgroup: filepath.Join("testdata", "cgroup", "none", "proc_self_cgroup"),
+		PowerSupplyPath: t.TempDir(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := step(m); s.Level != Critical {
+		t.Fatalf("level %v", s.Level)
+	}
+	mu.Lock()
+	failing = true
+	mu.Unlock()
+	for range 5 {
+		s := step(m)
+		if s.Level != Critical || s.Disk.Error == "" || st.snapshot().refuse == "" {
+			t.Fatalf("failing store figure: level %v disk error %q gate %q; want critical held", s.Level, s.Disk.Error, st.snapshot().refuse)
+		}
+	}
+	if n := rec.count("resource sampling failed source=disk"); n != 1 {
+		t.Fatalf("failure logged %d times over 5 rounds, want once", n)
+	}
+	checkMetric(t, reg, "ferrite_resources_sample_errors_total", map[string]string{"source": "disk"}, 5)
+	mu.Lock()
+	failing = false
+	mu.Unlock()
+	step(m)
+	if rec.count("resource sampling recovered source=disk") != 1 || rec.count("resource level changed resource=disk from=normal to=critical") != 1 {
+		t.Fatalf("logs:\n%s", strings.Join(rec.msgs, "\n"))
 	}
 }

@@ -93,8 +93,8 @@ type Decision struct {
 	// changes to apply.
 	Actions []Action
 	// Changed reports a notable change for the change hook: a transition,
-	// a state action, a new link quality or battery state, a usage that
-	// moved by NotifyDelta points, or the first decision.
+	// a state action, a new link quality or battery state, a memory or disk
+	// usage that moved by NotifyDelta points, or the first decision.
 	Changed bool
 }
 
@@ -255,10 +255,11 @@ func (p *Policy) pace(s Samples, d *Decision) bool {
 	return q0 != p.link.cur || b0 != p.battery.cur
 }
 
-// moved reports whether a usage moved by NotifyDelta points since the last
-// notable change.
+// moved reports whether the memory or disk usage moved by NotifyDelta points
+// since the last notable change (CPU use is too noisy to notify on; its
+// level changes still count).
 func (p *Policy) moved(d *Decision) bool {
-	for r := range numResources {
+	for _, r := range []Resource{ResourceMemory, ResourceDisk} {
 		rs := d.Resources[r]
 		if rs.Err == nil && math.Abs(rs.Usage.Percent-p.notified[r]) >= p.cfg.NotifyDelta {
 			return true

@@ -199,3 +199,14 @@ func TestPolicyCompactionIsNotRepeatedEveryBatch(t *testing.T) {
 		}
 	}
 }
+
+func TestPolicyNoisyCPUDoesNotNotify(t *testing.T) {
+	p := NewPolicy(testConfig(), 0)
+	for i, secs := range []float64{0.1, 0.5, 0.2, 0.6} { // 10 % .. 60 %: no level change
+		s := round(time.Duration(i)*time.Second, 10, 10)
+		s.CPU = CPUSample{Seconds: secs, Window: time.Second, Procs: 1}
+		if d := p.Evaluate(s); i > 0 && d.Changed {
+			t.Fatalf("round %d: cpu at %v %% marked changed", i, secs*100)
+		}
+	}
+}
