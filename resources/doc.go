@@ -38,8 +38,9 @@
 //     the device runs on it.
 //   - Link: Options.LinkStats (the syncer): connected, RTT, failed rounds.
 //
-// A sampling round costs tens of microseconds (BenchmarkSampleRound). A
-// source that fails leaves its resource's level as it was, is counted in
+// A sampling round costs about 0.1 ms and a few small file reads
+// (BenchmarkSampleRound); limits that are not set cost no reads. A source
+// that fails leaves its resource's level as it was, is counted in
 // ferrite_resources_sample_errors_total and logged when it starts failing
 // and when it recovers, not every round.
 //
@@ -82,6 +83,18 @@
 // memory_limit, and returns the store's cache budget (MemoryBudget). These
 // are process-wide, so they are not done by New: the root package calls
 // ApplyRuntime once, before opening the store.
+//
+// # Decisions beyond docs/DESIGN.md
+//
+//   - memory_limit here is a limit on the whole process (RSS), as the issue
+//     says, not the preset's store memory budget (2-64 MiB, below what a Go
+//     process with a broker and Pebble needs to start): the root package must
+//     pass only an explicit edge.resources.memory_limit, and Validate rejects
+//     one below MinMemoryLimit (16 MiB).
+//   - The overall level is the worse of memory and disk (CPU is shown only).
+//   - Memory pressure calls MemoryReleaser (caches), not Evictor: evicting
+//     keys from disk frees no memory.
+//   - DESIGN.md's SyncThrottle is SyncController (SyncNow + SetInterval).
 //
 // # Observability
 //
