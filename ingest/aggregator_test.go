@@ -196,3 +196,49 @@ func TestAlignDownNegative(t *testing.T) {
 		t.Fatalf("alignDown(25,10) = %d", got)
 	}
 }
+
+func TestAggregatorRollup(t *testing.T) {
+	a := newAgg(t, AggregatorConfig{Widths: []time.Duration{time.Minute, time.Hour}})
+	a.Add(rd("s", t0.Add(time.Second), 1), t0.Add(time.Second))
+	if n := a.SetRollup(true); n != 1 || !a.Rollup() {
+		t.Fatalf("SetRollup closed %d", n)
+	}
+	p := a.DrainPending()
+	if len(p) != 1 || p[0].Width != time.Minute {
+		t.Fatalf("pending = %+v", p)
+	}
+	a.Add(rd("s", t0.Add(2*time.Minute), 2), t0.Add(2*time.Minute))
+	if st := a.Stats(); st.Open != 1 {
+		t.Fatalf("open = %d, want only the hour bucket", st.Open)
+	}
+	a.SetRollup(false)
+	a.Add(rd("s", t0.Add(3*time.Minute), 3), t0.Add(3*time.Minute))
+	a.Flush()
+	var minute, hour uint64
+	for _, b := range a.DrainPending() {
+		if b.Width == time.Minute {
+			minute += b.Count
+		} else {
+			hour += b.Count
+		}
+	}
+	if minute != 1 || hour != 3 {
+		t.Fatalf("minute readings %d, hour readings %d", minute, hour)
+	}
+}
+
+func BenchmarkAggregatorAddBatch(b *testing.B) {
+	a, err := NewEdgeAggregator(AggregatorConfig{Widths: []time.Duration{time.Minute, time.Hour}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rs := make([]Reading, 256)
+	for i := range rs {
+		rs[i] = Reading{Sensor: "sensor-" + strconv.Itoa(i%100), Value: float64(i), Time: t0.Add(time.Duration(i) * time.Millisecond)}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		a.AddBatch(rs, t0)
+	}
+	b.ReportMetric(float64(b.N*len(rs))/b.Elapsed().Seconds(), "readings/s")
+}

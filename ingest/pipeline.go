@@ -317,3 +317,18 @@ func (p *Pipeline) Close(ctx context.Context) error {
 	}
 	return err
 }
+
+// SetRollup switches the aggregator's roll-up mode (see
+// EdgeAggregator.SetRollup) and writes the buckets it closed. The
+// resource monitor calls it when storage runs short.
+func (p *Pipeline) SetRollup(ctx context.Context, on bool) error {
+	if p.agg == nil {
+		return nil
+	}
+	p.tickMu.Lock()
+	defer p.tickMu.Unlock()
+	if n := p.agg.SetRollup(on); n > 0 || on {
+		p.log.Info("aggregation roll-up", "on", on, "closed", n)
+	}
+	return p.writePending(ctx)
+}
