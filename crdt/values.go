@@ -3,7 +3,9 @@ package crdt
 import (
 	"bytes"
 	"cmp"
+	"encoding/json"
 	"slices"
+	"strconv"
 )
 
 // Whole-value encodings: under the LastWriteWins family a collection write
@@ -154,4 +156,45 @@ func cloneBytes(b []byte) []byte {
 		return []byte{}
 	}
 	return bytes.Clone(b)
+}
+
+// DisplayValue renders a head's Value for people (conflict listings): a
+// string or counter as a quoted string, a whole-value list or set as a JSON
+// array, a whole-value hash as a JSON object, an element-carrying or
+// deleted head as "".
+func DisplayValue(k Kind, v []byte) string {
+	var out any
+	var err error
+	switch {
+	case k.mergeable() && len(v) > 0 && k != KindCounter:
+		switch k {
+		case KindList:
+			var items [][]byte
+			if items, err = decodeListValue(v); err == nil {
+				strs := make([]string, len(items))
+				for i, it := range items {
+					strs[i] = string(it)
+				}
+				out = strs
+			}
+		case KindSet:
+			out, err = decodeSetValue(v)
+		case KindHash:
+			var fvs []FieldValue
+			if fvs, err = decodeHashValue(v); err == nil {
+				m := make(map[string]string, len(fvs))
+				for _, f := range fvs {
+					m[f.Field] = string(f.Value)
+				}
+				out = m
+			}
+		}
+	default:
+		return strconv.Quote(string(v))
+	}
+	if err != nil {
+		return strconv.Quote(string(v))
+	}
+	j, _ := json.Marshal(out)
+	return string(j)
 }
