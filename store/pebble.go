@@ -1,0 +1,81 @@
+package store
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// memoryBudget splits Options.MemoryLimit between Pebble and the store.
+//
+//	block cache     1/4   (index, filter and data blocks)
+//	memtables       1/16 each, at most 2 queued before writes stall
+//	hot-entry cache 1/8   (decoded entries, Options.CacheSize)
+//
+// About 9/16 of the limit in total, leaving the rest for iterators, open
+// table readers, the Go heap of the other components and GC headroom.
+type memoryBudget struct {
+	blockCache   int64
+	memTable     uint64
+	memTableStop int
+	maxOpenFiles int
+}
+
+func budgetFor(limit int64) memoryBudget {
+	b := memoryBudget{
+		blockCache:   max(limit/4, 256<<10),
+		memTable:     uint64(min(max(limit/16, 256<<10), 64<<20)),
+		memTableStop: 2,
+		// An open sstable costs a few KiB of reader state.
+		maxOpenFiles: int(min(max(limit/(64<<10), 64), 1000)),
+	}
+	return b
+}
+
+func pebbleOptions(o *Options) *pebble.Options {
+	b := budgetFor(o.MemoryLimit)
+	po := &pebble.Options{
+		FS:                          o.FS,
+		CacheSize:                   b.blockCache,
+		MemTableSize:                b.memTable,
+		MemTableStopWritesThreshold: b.memTableStop,
+		MaxOpenFiles:                b.maxOpenFiles,
+		FormatMajorVersion:          pebble.FormatNewest,
+		Logger:                      pebbleLogger{o.Logger.With("sub", "pebble")},
+	}
+	el := pebble.EventListener{
+		BackgroundError: func(err error) {
+			o.Logger.Error("pebble background error", "err", err)
+		},
+		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
+			o.Logger.Warn("pebble write stall", "reason", info.Reason)
+		},
+		DiskSlow: func(info pebble.DiskSlowInfo) {
+			o.Logger.Warn("slow disk", "path", info.Path, "op", info.OpType.String(), "duration", info.Duration)
+		},
+	}
+	po.EventListener = &el
+	po.EnsureDefaults()
+	return po
+}
+
+// pebbleLogger adapts slog to Pebble's Logger. Pebble's info logs are
+// routine (flushes, compactions): they go to Debug.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug(fmt.Sprintf(format, args...))
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...))
+}
+
+// Fatalf must not return (Pebble calls it when its commit pipeline cannot
+// continue); the state of the database is unknown, so the process stops.
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error("pebble fatal error", "err", msg)
+	panic("store: pebble fatal error: " + msg)
+}

@@ -1,0 +1,388 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Sensor series: a local, non-replicated ring of raw readings per sensor
+// plus a registry of sensors. Ingest appends raw readings here, rebuilds its
+// open aggregation buckets from them after a restart, and tells the store
+// which readings are already folded into replicated aggregate keys
+// (MarkAggregated) so that Evict may drop them once those aggregates are
+// acknowledged upstream.
+//
+// Layout: s r <uvarint len(id)> <id> <be64 index> -> be64 ts, be64 float bits
+//         s i <id>                                -> sensor info
+// Ring indexes grow by one per reading; the ring keeps the last
+// Options.MaxReadingsPerSensor of them.
+
+// Reading is one raw sensor reading.
+type Reading struct {
+	Sensor string
+	TS     int64 // unix milliseconds
+	Value  float64
+}
+
+// SensorInfo describes a sensor in the registry.
+type SensorInfo struct {
+	ID    string
+	Unit  string
+	Count int   // readings in the ring
+	Total int64 // readings ever appended
+	// LastTS is the timestamp of the newest reading appended.
+	LastTS int64
+	// AggregatedBefore: readings older than this (unix ms) are folded into
+	// replicated aggregates (see MarkAggregated).
+	AggregatedBefore int64
+}
+
+type sensorState struct {
+	info   SensorInfo
+	prefix []byte
+	first  uint64 // ring index of the oldest reading
+	next   uint64 // ring index of the next reading
+	aggSeq uint64 // op seq covering AggregatedBefore
+}
+
+const maxSensorID = 255
+
+func validSensor(id string) error {
+	if id == "" || len(id) > maxSensorID {
+		return fmt.Errorf("%w: %q", ErrInvalidSensor, id)
+	}
+	return nil
+}
+
+func encodeReading(ts int64, v float64) []byte {
+	b := make([]byte, 16)
+	binary.BigEndian.PutUint64(b, uint64(ts))
+	binary.BigEndian.PutUint64(b[8:], math.Float64bits(v))
+	return b
+}
+
+func decodeReading(b []byte) (ts int64, v float64, err error) {
+	if len(b) != 16 {
+		return 0, 0, fmt.Errorf("%w: reading of %d bytes", ErrCorrupt, len(b))
+	}
+	return int64(binary.BigEndian.Uint64(b)), math.Float64frombits(binary.BigEndian.Uint64(b[8:])), nil
+}
+
+// sensor info record: version, uvarint first, next, total, varint aggBefore,
+// uvarint aggSeq, varint lastTS, uvarint len(unit), unit.
+func encodeSensorInfo(st *sensorState) []byte {
+	b := make([]byte, 0, 48+len(st.info.Unit))
+	b = append(b, 1)
+	b = binary.AppendUvarint(b, st.first)
+	b = binary.AppendUvarint(b, st.next)
+	b = binary.AppendUvarint(b, uint64(st.info.Total))
+	b = binary.AppendVarint(b, st.info.AggregatedBefore)
+	b = binary.AppendUvarint(b, st.aggSeq)
+	b = binary.AppendVarint(b, st.info.LastTS)
+	b = binary.AppendUvarint(b, uint64(len(st.info.Unit)))
+	return append(b, st.info.Unit...)
+}
+
+func decodeSensorInfo(id string, b []byte) (*sensorState, error) {
+	r := reader{b: b}
+	if v := r.byte(); v != 1 {
+		return nil, fmt.Errorf("%w: sensor info version %d", ErrCorrupt, v)
+	}
+	st := &sensorState{info: SensorInfo{ID: id}, prefix: seriesPrefix(id)}
+	st.first = r.uvarint()
+	st.next = r.uvarint()
+	st.info.Total = int64(r.uvarint())
+	st.info.AggregatedBefore = r.varint()
+	st.aggSeq = r.uvarint()
+	st.info.LastTS = r.varint()
+	st.info.Unit = r.str(maxSensorID)
+	if err := r.done(); err != nil {
+		return nil, fmt.Errorf("sensor %q: %w", id, err)
+	}
+	if st.first > st.next {
+		return nil, fmt.Errorf("%w: sensor %q ring %d > %d", ErrCorrupt, id, st.first, st.next)
+	}
+	st.info.Count = int(st.next - st.first)
+	return st, nil
+}
+
+// loadSensors reads the registry at open.
+func (s *Store) loadSensors() error {
+	it, err := s.db.NewIter(&pebble.IterOptions{
+		LowerBound: []byte{prefixSeries, seriesInfo},
+		UpperBound: []byte{prefixSeries, seriesInfo + 1},
+	})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		id := string(it.Key()[2:])
+		st, err := decodeSensorInfo(id, it.Value())
+		if err != nil {
+			return err
+		}
+		s.sensors[id] = st
+	}
+	return it.Error()
+}
+
+// AppendReadings appends raw readings to their sensors' rings in one
+// atomic, durable (per Options.Durability) batch. Unknown sensors are added
+// to the registry. Readings are local: they are not replicated.
+func (s *Store) AppendReadings(ctx context.Context, readings []Reading) error {
+	if err := s.checkWrite(ctx, true); err != nil {
+		return err
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	for _, r := range readings {
+		if err := validSensor(r.Sensor); err != nil {
+			return err
+		}
+	}
+	if len(readings) == 0 {
+		return nil
+	}
+	s.seriesMu.Lock()
+	b := s.db.NewBatch()
+	touched := make(map[string]*sensorState, 1)
+	for _, r := range readings {
+		st := s.sensors[r.Sensor]
+		if st == nil {
+			if len(s.sensors) >= s.opts.MaxSensors {
+				s.seriesMu.Unlock()
+				_ = b.Close()
+				return fmt.Errorf("%w: %d sensors (MaxSensors)", ErrTooManyKeys, len(s.sensors))
+			}
+			st = &sensorState{info: SensorInfo{ID: r.Sensor}, prefix: seriesPrefix(r.Sensor)}
+			s.sensors[r.Sensor] = st
+		}
+		_ = b.Set(readingKey(st.prefix, st.next), encodeReading(r.TS, r.Value), nil)
+		st.next++
+		st.info.Total++
+		st.info.LastTS = r.TS
+		for st.next-st.first > uint64(s.opts.MaxReadingsPerSensor) {
+			_ = b.Delete(readingKey(st.prefix, st.first), nil)
+			st.first++
+		}
+		touched[r.Sensor] = st
+	}
+	for id, st := range touched {
+		st.info.Count = int(st.next - st.first)
+		_ = b.Set(sensorInfoKey(id), encodeSensorInfo(st), nil)
+	}
+	w, err := s.commitBatch(b, false)
+	s.seriesMu.Unlock()
+	if err != nil {
+		return err
+	}
+	s.metrics.readings.Add(float64(len(readings)))
+	return s.finishCommit(w)
+}
+
+// readingTS returns the timestamp of the reading at ring index idx.
+func (s *Store) readingTS(st *sensorState, idx uint64) (int64, error) {
+	v, closer, err := s.db.Get(readingKey(st.prefix, idx))
+	if err != nil {
+		return 0, err
+	}
+	defer closer.Close()
+	ts, _, err := decodeReading(v)
+	return ts, err
+}
+
+// Readings returns the readings of sensor with from <= TS < to, in arrival
+// order (oldest first). to <= 0 means no upper bound.
+func (s *Store) Readings(ctx context.Context, sensor string, from, to int64) ([]Reading, error) {
+	if err := s.checkRead(ctx); err != nil {
+		return nil, err
+	}
+	if err := validSensor(sensor); err != nil {
+		return nil, err
+	}
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	prefix := seriesPrefix(sensor)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []Reading
+	for it.First(); it.Valid(); it.Next() {
+		if len(it.Key()) != len(prefix)+8 {
+			continue // another sensor whose id extends this one's length prefix: impossible, but be strict
+		}
+		ts, v, err := decodeReading(it.Value())
+		if err != nil {
+			return nil, fmt.Errorf("sensor %q: %w", sensor, err)
+		}
+		if ts >= from && (to <= 0 || ts < to) {
+			out = append(out, Reading{Sensor: sensor, TS: ts, Value: v})
+		}
+	}
+	return out, it.Error()
+}
+
+// Sensors returns the registry, sorted by id.
+func (s *Store) Sensors() []SensorInfo {
+	s.seriesMu.Lock()
+	out := make([]SensorInfo, 0, len(s.sensors))
+	for _, st := range s.sensors {
+		out = append(out, st.info)
+	}
+	s.seriesMu.Unlock()
+	slices.SortFunc(out, func(a, b SensorInfo) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// SetSensorUnit records the unit of a sensor (created if unknown).
+func (s *Store) SetSensorUnit(ctx context.Context, sensor, unit string) error {
+	if err := s.checkWrite(ctx, false); err != nil {
+		return err
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	if err := validSensor(sensor); err != nil {
+		return err
+	}
+	if len(unit) > maxSensorID {
+		return fmt.Errorf("%w: unit of %d bytes", ErrValueTooLarge, len(unit))
+	}
+	return s.updateSensor(sensor, true, func(st *sensorState) { st.info.Unit = unit })
+}
+
+// MarkAggregated records that sensor's readings older than before (unix ms)
+// are folded into replicated aggregate keys written before this call. Once
+// the op log up to this call is acknowledged upstream (MarkSynced), Evict
+// may drop those readings.
+func (s *Store) MarkAggregated(ctx context.Context, sensor string, before int64) error {
+	if err := s.checkWrite(ctx, false); err != nil {
+		return err
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	if err := validSensor(sensor); err != nil {
+		return err
+	}
+	seq := s.lastSeq.Load()
+	return s.updateSensor(sensor, false, func(st *sensorState) {
+		if before > st.info.AggregatedBefore {
+			st.info.AggregatedBefore = before
+			st.aggSeq = seq
+		}
+	})
+}
+
+func (s *Store) updateSensor(sensor string, create bool, fn func(st *sensorState)) error {
+	s.seriesMu.Lock()
+	st := s.sensors[sensor]
+	if st == nil {
+		if !create {
+			s.seriesMu.Unlock()
+			return fmt.Errorf("%w: sensor %q", ErrNotFound, sensor)
+		}
+		if len(s.sensors) >= s.opts.MaxSensors {
+			s.seriesMu.Unlock()
+			return fmt.Errorf("%w: %d sensors (MaxSensors)", ErrTooManyKeys, len(s.sensors))
+		}
+		st = &sensorState{info: SensorInfo{ID: sensor}, prefix: seriesPrefix(sensor)}
+		s.sensors[sensor] = st
+	}
+	fn(st)
+	b := s.db.NewBatch()
+	_ = b.Set(sensorInfoKey(sensor), encodeSensorInfo(st), nil)
+	w, err := s.commitBatch(b, false)
+	s.seriesMu.Unlock()
+	if err != nil {
+		return err
+	}
+	return s.finishCommit(w)
+}
+
+// evictReadings drops the oldest readings that are aggregated and whose
+// aggregates are acknowledged upstream, until want bytes are freed. It
+// returns the readings dropped and the bytes freed (estimated from key and
+// value sizes).
+func (s *Store) evictReadings(want int64) (n int, freed int64, err error) {
+	synced := s.synced.Load()
+	s.seriesMu.Lock()
+	defer s.seriesMu.Unlock()
+	ids := make([]string, 0, len(s.sensors))
+	for id, st := range s.sensors {
+		if st.aggSeq <= synced && st.info.AggregatedBefore > 0 && st.first < st.next {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	type cut struct {
+		st    *sensorState
+		first uint64
+	}
+	var cuts []cut
+	b := s.db.NewBatch()
+	for _, id := range ids {
+		if freed >= want {
+			break
+		}
+		st := s.sensors[id]
+		first := st.first
+		for first < st.next && freed < want {
+			// Committed readings only: seriesMu is held, nothing is appended.
+			ts, err := s.readingTS(st, first)
+			if err != nil {
+				_ = b.Close()
+				return 0, 0, fmt.Errorf("sensor %q: %w", id, err)
+			}
+			if ts >= st.info.AggregatedBefore {
+				break
+			}
+			k := readingKey(st.prefix, first)
+			_ = b.Delete(k, nil)
+			first++
+			n++
+			freed += int64(len(k) + 16)
+		}
+		if first != st.first {
+			cuts = append(cuts, cut{st, first})
+			next := *st
+			next.first = first
+			_ = b.Set(sensorInfoKey(id), encodeSensorInfo(&next), nil)
+		}
+	}
+	if n == 0 {
+		_ = b.Close()
+		return 0, 0, nil
+	}
+	w, err := s.commitBatch(b, true)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, c := range cuts {
+		c.st.first = c.first
+		c.st.info.Count = int(c.st.next - c.st.first)
+	}
+	return n, freed, s.finishCommit(w)
+}

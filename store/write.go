@@ -1,0 +1,312 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/ferrite-edge/ferrite/crdt"
+)
+
+// The local write path.
+//
+// A write names one or more keys (writeReq). Under wmu, for each key the
+// store loads the entry (hot cache or Pebble), checks the limits, lets the
+// request build deltas with fresh dots and HLC stamps (keyWriter.mutate),
+// applies each delta to the entry in place (under the cache shard lock, so
+// readers never see half a delta), and stages the new record, one op per
+// delta, the TTL index change and the replica state in one Pebble batch.
+// The batch is committed (commit.go) before wmu is released; the fsync, if
+// any, is awaited after.
+
+// writeReq is a local write of one key.
+type writeReq struct {
+	key string
+	// grows: the write may add data (refused at Critical and when storage
+	// is full). creates: it may create the key (checked against MaxKeys).
+	grows, creates bool
+	// adds bounds the bytes the write adds to the entry (MaxEntrySize).
+	adds int
+	// build calls w.mutate for each delta. Returning an error after a
+	// mutate still commits the applied deltas (they are valid ops).
+	build func(w *keyWriter) error
+	// staleTTL, if set, is a TTL index time for key to drop unless it is
+	// still the entry's expiry (the sweeper's cleanup).
+	staleTTL int64
+
+	err error // result of this request
+}
+
+// keyWriter is what a writeReq's build sees.
+type keyWriter struct {
+	s     *Store
+	key   string
+	c     *cached
+	now   int64
+	strat crdt.Strategy
+	ops   []pendingOp
+}
+
+type pendingOp struct {
+	dot   crdt.Dot
+	stamp crdt.Stamp
+	delta *crdt.Delta
+}
+
+// entry returns the key's current state (read-only).
+func (w *keyWriter) entry() *crdt.Entry { return w.c.e }
+
+// mutate builds one delta with fn (from the current entry and a fresh
+// dot/stamp) and applies it. A nil delta means no change.
+func (w *keyWriter) mutate(fn func(e *crdt.Entry, m crdt.Mut) (*crdt.Delta, error)) error {
+	m := crdt.Mut{
+		Dot:      crdt.Dot{Node: w.s.node, Counter: w.s.counter + uint64(len(w.ops)) + 1},
+		Stamp:    crdt.Stamp{TS: w.s.hlc.Now(), Node: w.s.node, Role: w.s.role},
+		Strategy: w.strat,
+		Now:      w.now,
+	}
+	d, err := fn(w.c.e, m)
+	if err != nil || d == nil {
+		return err
+	}
+	w.s.cache.mutate(w.key, func() { w.c.e.ApplyDelta(d, w.s.ctx, w.strat) })
+	w.s.ctx.AddDots(d.Ctx)
+	w.ops = append(w.ops, pendingOp{dot: m.Dot, stamp: m.Stamp, delta: d})
+	return nil
+}
+
+// write runs reqs in one atomic batch. The caller holds s.enter(). It
+// returns the first request error, or the commit error.
+func (s *Store) write(ctx context.Context, reqs ...*writeReq) error {
+	grows := false
+	for _, r := range reqs {
+		if err := s.checkKey(r.key); err != nil {
+			return err
+		}
+		grows = grows || r.grows
+	}
+	if err := s.checkWrite(ctx, grows); err != nil {
+		return err
+	}
+	s.wmu.Lock()
+	if p := s.walErr.Load(); p != nil {
+		s.wmu.Unlock()
+		return *p
+	}
+	b := s.db.NewBatch()
+	now := s.opts.Clock()
+	nops := 0
+	var touched []string
+	for _, r := range reqs {
+		n, err := s.writeKey(b, r, now)
+		r.err = err
+		nops += n
+		if n > 0 || r.staleTTL != 0 {
+			touched = append(touched, r.key)
+		}
+	}
+	if b.Empty() {
+		s.wmu.Unlock()
+		_ = b.Close()
+		return firstErr(reqs)
+	}
+	s.putState(b)
+	w, err := s.commitOps(b, s.seq, false)
+	if err != nil {
+		// The in-memory state is ahead of Pebble now: stop writing.
+		for _, k := range touched {
+			s.cache.remove(k)
+		}
+		s.wmu.Unlock()
+		return s.failWAL(err)
+	}
+	for _, k := range touched {
+		s.cache.bump(k)
+	}
+	s.publishSeq()
+	s.wmu.Unlock()
+	s.metrics.writes.Add(float64(nops))
+	if err := s.finishCommit(w); err != nil {
+		return err
+	}
+	return firstErr(reqs)
+}
+
+func firstErr(reqs []*writeReq) error {
+	for _, r := range reqs {
+		if r.err != nil {
+			return r.err
+		}
+	}
+	return nil
+}
+
+// writeKey stages one request into b (wmu held) and returns its op count.
+func (s *Store) writeKey(b *pebble.Batch, r *writeReq, now int64) (int, error) {
+	c, err := s.loadForWrite(r.key)
+	if err != nil {
+		return 0, err
+	}
+	wasLive := entryLive(c.e)
+	if r.creates && !wasLive && s.opts.MaxKeys > 0 && s.live >= s.opts.MaxKeys {
+		return 0, fmt.Errorf("%w: %d keys (max %d)", ErrTooManyKeys, s.live, s.opts.MaxKeys)
+	}
+	if c.size+r.adds > s.opts.MaxEntrySize {
+		return 0, fmt.Errorf("%w: key %q would exceed %d bytes", ErrValueTooLarge, r.key, s.opts.MaxEntrySize)
+	}
+	oldExp := c.e.ExpireAt()
+	kw := keyWriter{s: s, key: r.key, c: c, now: now, strat: s.opts.Resolver.For(r.key)}
+	err = r.build(&kw)
+	if len(kw.ops) == 0 {
+		if r.staleTTL != 0 && r.staleTTL != oldExp {
+			_ = b.Delete(ttlKey(s.keyBuf, r.staleTTL, r.key), nil)
+		}
+		return 0, err
+	}
+	for _, op := range kw.ops {
+		s.counter = op.dot.Counter
+		s.seq++
+		o := Op{Seq: s.seq, Dot: op.dot, Stamp: op.stamp, Key: r.key, Delta: op.delta.AppendBinary(nil)}
+		s.recBuf = o.AppendBinary(s.recBuf[:0])
+		s.keyBuf = opKey(s.keyBuf, s.seq)
+		_ = b.Set(s.keyBuf, s.recBuf, nil)
+	}
+	s.stageEntry(b, r.key, c, s.seq, wasLive, oldExp)
+	if r.staleTTL != 0 && r.staleTTL != oldExp && r.staleTTL != c.e.ExpireAt() {
+		_ = b.Delete(ttlKey(s.keyBuf, r.staleTTL, r.key), nil)
+	}
+	return len(kw.ops), err
+}
+
+// stageEntry writes c's record, the TTL index change and the live-key
+// count into b, and refreshes the cache (wmu held).
+func (s *Store) stageEntry(b *pebble.Batch, key string, c *cached, seq uint64, wasLive bool, oldExp int64) {
+	s.entBuf = c.e.AppendBinary(s.entBuf[:0])
+	s.recBuf = binary.AppendUvarint(s.recBuf[:0], seq)
+	s.recBuf = s.codec.appendValue(s.recBuf, s.entBuf)
+	size := len(s.recBuf)
+	s.keyBuf = dataKey(s.keyBuf, key)
+	_ = b.Set(s.keyBuf, s.recBuf, nil)
+	if newExp := c.e.ExpireAt(); newExp != oldExp {
+		if oldExp != 0 {
+			_ = b.Delete(ttlKey(s.keyBuf, oldExp, key), nil)
+		}
+		if newExp != 0 {
+			_ = b.Set(ttlKey(s.keyBuf, newExp, key), nil, nil)
+		}
+	}
+	switch isLive := entryLive(c.e); {
+	case isLive && !wasLive:
+		s.live++
+	case !isLive && wasLive:
+		s.live--
+	}
+	// seq and size change under the shard lock: Evict reads them in view.
+	s.cache.update(key, c, func() { c.seq, c.size = seq, size }, func() int64 { return c.cost(key) })
+}
+
+// entryLive reports whether the key exists, ignoring expiry (an expired key
+// counts until the sweeper deletes it, as in Redis). Kind(0) sees no
+// expiry in the past.
+func entryLive(e *crdt.Entry) bool {
+	return e.Kind(0) != crdt.KindNone
+}
+
+func (s *Store) checkKey(key string) error {
+	if key == "" {
+		return ErrEmptyKey
+	}
+	if len(key) > s.opts.MaxKeySize {
+		return fmt.Errorf("%w: %d bytes (max %d)", ErrKeyTooLarge, len(key), s.opts.MaxKeySize)
+	}
+	return nil
+}
+
+func (s *Store) checkValue(v []byte) error {
+	if len(v) > s.opts.MaxValueSize {
+		return fmt.Errorf("%w: %d bytes (max %d)", ErrValueTooLarge, len(v), s.opts.MaxValueSize)
+	}
+	return nil
+}
+
+// loadForWrite returns key's entry for mutation (wmu held): the cached one
+// if any, else decoded from Pebble.
+func (s *Store) loadForWrite(key string) (*cached, error) {
+	if c, ok := s.cache.peek(key); ok {
+		s.metrics.cacheHits.Inc()
+		return c, nil
+	}
+	s.metrics.cacheMisses.Inc()
+	return s.loadEntry(key)
+}
+
+// loadEntry decodes key's record from Pebble; an absent key is an empty
+// entry.
+func (s *Store) loadEntry(key string) (*cached, error) {
+	k := dataKey(make([]byte, 0, 1+len(key)), key)
+	v, closer, err := s.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return &cached{e: new(crdt.Entry)}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: read %q: %w", key, err)
+	}
+	defer closer.Close()
+	c, err := s.decodeRecord(v)
+	if err != nil {
+		return nil, fmt.Errorf("key %q: %w", key, err)
+	}
+	return c, nil
+}
+
+// decodeRecord decodes a data record: uvarint seq, then the compact value
+// of the encoded entry.
+func (s *Store) decodeRecord(v []byte) (*cached, error) {
+	seq, n := binary.Uvarint(v)
+	if n <= 0 {
+		return nil, fmt.Errorf("%w: record seq", ErrCorrupt)
+	}
+	raw, err := decodeValue(nil, v[n:], s.opts.MaxEntrySize*2)
+	if err != nil {
+		return nil, err
+	}
+	e, err := crdt.DecodeEntry(raw)
+	if err != nil {
+		return nil, err
+	}
+	return &cached{e: e, seq: seq, size: len(v)}, nil
+}
+
+// read calls fn with key's entry and the current time. fn must not retain
+// the entry. The caller must not hold s.enter().
+func (s *Store) read(ctx context.Context, key string, fn func(e *crdt.Entry, now int64) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	now := s.opts.Clock()
+	var ferr error
+	if s.cache.view(key, func(c *cached) { ferr = fn(c.e, now) }) {
+		s.metrics.cacheHits.Inc()
+		return ferr
+	}
+	s.metrics.cacheMisses.Inc()
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	gen := s.cache.generation(key)
+	c, err := s.loadEntry(key)
+	if err != nil {
+		return err
+	}
+	ferr = fn(c.e, now)
+	if c.size > 0 {
+		s.cache.fill(key, c, c.cost(key), gen)
+	}
+	return ferr
+}
