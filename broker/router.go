@@ -147,6 +147,7 @@ func (r *Router) Register(c Command) error {
 		return fmt.Errorf("%w: %s", ErrDuplicateCommand, name)
 	}
 	r.cmds[name] = &c
+	r.metrics.commands.WithLabelValues(name, cmdOK) // export zero before the first call
 	return nil
 }
 
