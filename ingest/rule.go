@@ -93,9 +93,9 @@ func (r *Rule) Validate() error {
 }
 
 // Limits on sensor ids: they become parts of store keys and MQTT replies.
-const maxSensorIDLen = 256
+const maxSensorIDLen = 200
 
-// validSensorID reports whether id is usable: 1..256 bytes of valid UTF-8
+// validSensorID reports whether id is usable: 1..200 bytes of valid UTF-8
 // without control characters.
 func validSensorID(id []byte) bool {
 	if len(id) == 0 || len(id) > maxSensorIDLen || !utf8.Valid(id) {

@@ -1,0 +1,146 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/ferrite-edge/ferrite/store"
+)
+
+func (n *testNode) publishAt(at time.Time, topic, payload string) {
+	n.t.Helper()
+	n.clock.Set(at)
+	n.publish(topic, payload)
+}
+
+func (n *testNode) tickAt(at time.Time) error {
+	n.clock.Set(at)
+	return n.p.Tick(context.Background())
+}
+
+func (n *testNode) buckets(id string) []BucketReply {
+	n.t.Helper()
+	v, err := n.cmd("SENSOR.BUCKETS", id)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return v.([]BucketReply)
+}
+
+func requireAggregates(t *testing.T, n *testNode) {
+	t.Helper()
+	if NewStoreBackend(n.st).agg == nil {
+		t.Skip("the store has no AggregateMerge yet: closed buckets cannot be written")
+	}
+}
+
+func TestPipelineBucketsWrittenAndRebuilt(t *testing.T) {
+	for _, crash := range []bool{false, true} {
+		t.Run(map[bool]string{false: "graceful", true: "crash"}[crash], func(t *testing.T) {
+			n := newTestNode(t, t.TempDir(), nil)
+			requireAggregates(t, n)
+			for i, v := range []string{"1", "2", "3"} {
+				n.publishAt(t0.Add(time.Duration(i+1)*time.Second), "sensors/a", v)
+			}
+			if err := n.tickAt(t0.Add(69 * time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			if got := metricValue(t, n.p.m.bucketWrites); got != 0 {
+				t.Fatalf("bucket written before end+lateness: %v", got)
+			}
+			if err := n.tickAt(t0.Add(70 * time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			if got := metricValue(t, n.p.m.bucketWrites); got != 1 {
+				t.Fatalf("bucket writes = %v", got)
+			}
+			n.publishAt(t0.Add(75*time.Second), "sensors/a", "10")
+			n.restart(crash, nil)
+			bs := n.buckets("a")
+			if len(bs) != 1 || !bs[0].Open || bs[0].Count != 1 || bs[0].Sum != 10 || !bs[0].Start.Equal(t0.Add(time.Minute)) {
+				t.Fatalf("rebuilt buckets = %+v", bs)
+			}
+			if st := n.p.Aggregator().Stats(); st.LateMerged != 0 || st.Open != 1 {
+				t.Fatalf("replay re-added a written bucket: %+v", st)
+			}
+			// A late reading for the written 12:00 bucket becomes a late partial.
+			n.publishAt(t0.Add(130*time.Second), "sensors/a", "4")
+			if err := n.tickAt(t0.Add(131 * time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			if st := n.p.Aggregator().Stats(); st.LateMerged != 1 {
+				t.Fatalf("stats = %+v", st)
+			}
+		})
+	}
+}
+
+func TestPipelineBucketsPendingWhileStoreRefuses(t *testing.T) {
+	n := newTestNode(t, t.TempDir(), func(o *Options) { o.Aggregator.MaxPendingBuckets = 2 })
+	aggregates := NewStoreBackend(n.st).agg != nil
+	for i := range 4 {
+		n.publishAt(t0.Add(time.Duration(i)*time.Minute+time.Second), "sensors/a", "1")
+	}
+	n.st.SetRefuseWrites("critical")
+	err := n.tickAt(t0.Add(time.Hour))
+	if err == nil {
+		t.Fatal("Tick wrote buckets while the store refuses writes")
+	}
+	if aggregates && !errors.Is(err, store.ErrWritesRefused) {
+		t.Fatalf("err = %v, want the store's refusal", err)
+	}
+	st := n.p.Aggregator().Stats()
+	if st.Pending != 2 || st.Dropped != 2 {
+		t.Fatalf("stats = %+v (want 2 pending, 2 dropped by the cap)", st)
+	}
+	if got := metricValue(t, n.p.m.bucketErrors); got != 1 {
+		t.Fatalf("bucket write errors = %v", got)
+	}
+	if !aggregates {
+		return
+	}
+	n.st.SetRefuseWrites("")
+	if err := n.tickAt(t0.Add(time.Hour + time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if st := n.p.Aggregator().Stats(); st.Pending != 0 {
+		t.Fatalf("stats = %+v", st)
+	}
+}
+
+func TestPipelineFlushAndRollupCommands(t *testing.T) {
+	n := newTestNode(t, t.TempDir(), func(o *Options) {
+		o.Aggregator.Widths = []time.Duration{time.Minute, time.Hour}
+	})
+	n.publishAt(t0.Add(time.Second), "sensors/a", "1")
+	if bs := n.buckets("a"); len(bs) != 2 || !bs[0].Open || bs[0].Width != "1m" || bs[1].Width != "1h" {
+		t.Fatalf("buckets = %+v", bs)
+	}
+	_ = n.p.SetRollup(context.Background(), true)
+	n.publishAt(t0.Add(2*time.Minute), "sensors/a", "2")
+	if st := n.p.Aggregator().Stats(); st.Open != 1 {
+		t.Fatalf("roll-up still feeds the minute width: %+v", st)
+	}
+	_, err := n.cmd("SENSOR.FLUSH")
+	if NewStoreBackend(n.st).agg == nil {
+		if !errors.Is(err, ErrNoAggregates) {
+			t.Fatalf("flush without aggregate support: %v", err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := n.p.Aggregator().Stats(); st.Open != 0 || st.Pending != 0 {
+		t.Fatalf("after flush: %+v", st)
+	}
+	v, err := n.cmd("SENSOR.BUCKETS", "a", "0", "99999999999")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bs := v.([]BucketReply); len(bs) != 2 {
+		t.Fatalf("closed buckets = %+v", bs)
+	}
+}

@@ -1,0 +1,51 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/ferrite-edge/ferrite/store"
+)
+
+// BenchmarkHandleMessages measures the QoS 0 hot path end to end on the
+// real store: a batch of 256 plain-number messages from 100 sensors (the
+// size of a broker queue batch) parsed, registered, aggregated into 1m
+// buckets and written as one durable store batch.
+func BenchmarkHandleMessages(b *testing.B) {
+	for _, d := range []store.Durability{store.DurabilityAlways, store.DurabilityNone} {
+		b.Run("durability="+d.String(), func(b *testing.B) {
+			st := openStore(b, b.TempDir(), func(o *store.Options) { o.Durability = d; o.MemoryLimit = 64 << 20 })
+			defer st.Close()
+			clock := &manualClock{now: t0}
+			p, err := New(context.Background(), Options{Store: NewStoreBackend(st), Clock: clock, TickInterval: -1, Logger: quietLog})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close(context.Background())
+			msgs := make([]*Message, 256)
+			for i := range msgs {
+				msgs[i] = &Message{Topic: fmt.Sprintf("sensors/bench-%d", i%100), Payload: []byte(fmt.Sprintf("%d.5", i)), Received: t0}
+			}
+			ctx := context.Background()
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				now := t0.Add(time.Duration(i) * time.Millisecond)
+				for _, m := range msgs {
+					m.Received = now
+				}
+				if err := p.HandleMessages(ctx, msgs); err != nil {
+					b.Fatal(err)
+				}
+				if i%1000 == 0 {
+					clock.Set(now)
+					if err := p.Tick(ctx); err != nil && !errorsIsNoAggregates(err) {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.N*len(msgs))/b.Elapsed().Seconds(), "readings/s")
+		})
+	}
+}
