@@ -13,6 +13,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 )
 
@@ -72,6 +73,14 @@ const (
 	unknownCommandLabel = "_unknown"
 )
 
+// entry is a registered command with its metric handles (looked up once,
+// not per call).
+type entry struct {
+	Command
+	ok, failed, badRequest prometheus.Counter
+	duration               prometheus.Observer
+}
+
 // job is one request waiting for a worker.
 type job struct {
 	payload     []byte
@@ -93,7 +102,7 @@ type Router struct {
 	logBusy rate.Sometimes
 
 	mu   sync.RWMutex
-	cmds map[string]*Command
+	cmds map[string]*entry
 
 	queue     chan *job
 	ctx       context.Context
@@ -120,7 +129,7 @@ func newRouter(o RouterOptions, log *slog.Logger, m *metrics, publish func(strin
 		metrics: m,
 		publish: publish,
 		logBusy: rate.Sometimes{Interval: 10 * time.Second},
-		cmds:    make(map[string]*Command),
+		cmds:    make(map[string]*entry),
 		queue:   make(chan *job, o.QueueSize),
 		stop:    make(chan struct{}),
 	}
@@ -146,8 +155,13 @@ func (r *Router) Register(c Command) error {
 	if _, ok := r.cmds[name]; ok {
 		return fmt.Errorf("%w: %s", ErrDuplicateCommand, name)
 	}
-	r.cmds[name] = &c
-	r.metrics.commands.WithLabelValues(name, cmdOK) // export zero before the first call
+	r.cmds[name] = &entry{
+		Command:    c,
+		ok:         r.metrics.commands.WithLabelValues(name, cmdOK), // exported as zero before the first call
+		failed:     r.metrics.commands.WithLabelValues(name, cmdError),
+		badRequest: r.metrics.commands.WithLabelValues(name, cmdBadRequest),
+		duration:   r.metrics.commandDuration.WithLabelValues(name),
+	}
 	return nil
 }
 
@@ -156,14 +170,14 @@ func (r *Router) Commands() []Command {
 	r.mu.RLock()
 	out := make([]Command, 0, len(r.cmds))
 	for _, c := range r.cmds {
-		out = append(out, *c)
+		out = append(out, c.Command)
 	}
 	r.mu.RUnlock()
 	slices.SortFunc(out, func(a, b Command) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 
-func (r *Router) lookup(name string) *Command {
+func (r *Router) lookup(name string) *entry {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.cmds[name]
@@ -179,19 +193,19 @@ func (r *Router) Execute(ctx context.Context, req *Request) (any, error) {
 		return nil, fmt.Errorf("%w '%s'", ErrUnknownCommand, truncate(req.Name, 64))
 	}
 	if len(req.Args) < c.MinArgs || (c.MaxArgs >= 0 && len(req.Args) > c.MaxArgs) {
-		r.metrics.commands.WithLabelValues(c.Name, cmdBadRequest).Inc()
-		return nil, fmt.Errorf("%w for '%s' (got %d, want %s)", ErrWrongArity, c.Name, len(req.Args), arity(c))
+		c.badRequest.Inc()
+		return nil, fmt.Errorf("%w for '%s' (got %d, want %s)", ErrWrongArity, c.Name, len(req.Args), arity(&c.Command))
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
 	defer cancel()
 	start := time.Now()
 	res, err := c.Func(ctx, req)
-	r.metrics.commandDuration.WithLabelValues(c.Name).Observe(time.Since(start).Seconds())
-	outcome := cmdOK
+	c.duration.Observe(time.Since(start).Seconds())
 	if err != nil {
-		outcome = cmdError
+		c.failed.Inc()
+	} else {
+		c.ok.Inc()
 	}
-	r.metrics.commands.WithLabelValues(c.Name, outcome).Inc()
 	return res, err
 }
 
