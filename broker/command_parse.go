@@ -26,28 +26,133 @@ func ParseCommand(payload []byte) ([]string, error) {
 	return splitArgs(string(payload))
 }
 
+// parseJSONCommand parses a flat JSON array of strings and numbers. It is
+// a small dedicated scanner: strings without escapes share the memory of one
+// copy of the payload, so a typical command costs two allocations;
+// strings with escapes are decoded by encoding/json.
 func parseJSONCommand(b []byte) ([]string, error) {
-	var raw []json.RawMessage
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return nil, fmt.Errorf("%w: bad JSON array: %v", ErrSyntax, err)
+	s := string(b)
+	i := skipJSONSpace(s, 0)
+	if i == len(s) || s[i] != '[' {
+		return nil, fmt.Errorf("%w: bad JSON array", ErrSyntax)
 	}
-	if len(raw) == 0 {
+	args := make([]string, 0, 4)
+	i = skipJSONSpace(s, i+1)
+	if i < len(s) && s[i] == ']' {
 		return nil, fmt.Errorf("%w: empty command", ErrSyntax)
 	}
-	args := make([]string, len(raw))
-	for i, r := range raw {
-		switch {
-		case len(r) > 0 && r[0] == '"':
-			if err := json.Unmarshal(r, &args[i]); err != nil {
-				return nil, fmt.Errorf("%w: element %d: %v", ErrSyntax, i, err)
-			}
-		case len(r) > 0 && (r[0] == '-' || (r[0] >= '0' && r[0] <= '9')):
-			args[i] = string(r) // json.Unmarshal validated the number
-		default:
-			return nil, fmt.Errorf("%w: element %d: want a string or a number, got %s", ErrSyntax, i, truncate(string(r), 32))
+	for {
+		if i == len(s) {
+			return nil, fmt.Errorf("%w: bad JSON array: unterminated", ErrSyntax)
 		}
+		var end int
+		switch c := s[i]; {
+		case c == '"':
+			var escaped bool
+			var err error
+			end, escaped, err = scanJSONString(s, i)
+			if err != nil {
+				return nil, fmt.Errorf("%w: element %d: %v", ErrSyntax, len(args), err)
+			}
+			if !escaped {
+				args = append(args, s[i+1:end-1])
+				break
+			}
+			var v string
+			if err := json.Unmarshal([]byte(s[i:end]), &v); err != nil {
+				return nil, fmt.Errorf("%w: element %d: %v", ErrSyntax, len(args), err)
+			}
+			args = append(args, v)
+		case c == '-' || (c >= '0' && c <= '9'):
+			end = scanJSONNumber(s, i)
+			if end < 0 {
+				return nil, fmt.Errorf("%w: element %d: bad number", ErrSyntax, len(args))
+			}
+			args = append(args, s[i:end])
+		default:
+			return nil, fmt.Errorf("%w: element %d: want a string or a number, got %s", ErrSyntax, len(args), truncate(s[i:], 16))
+		}
+		i = skipJSONSpace(s, end)
+		if i == len(s) {
+			return nil, fmt.Errorf("%w: bad JSON array: unterminated", ErrSyntax)
+		}
+		if s[i] == ']' {
+			break
+		}
+		if s[i] != ',' {
+			return nil, fmt.Errorf("%w: bad JSON array: want ',' or ']' at byte %d", ErrSyntax, i)
+		}
+		i = skipJSONSpace(s, i+1)
+	}
+	if skipJSONSpace(s, i+1) != len(s) {
+		return nil, fmt.Errorf("%w: bad JSON array: data after the closing bracket", ErrSyntax)
 	}
 	return args, nil
+}
+
+func skipJSONSpace(s string, i int) int {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// scanJSONString returns the index after the closing quote of the string
+// starting at s[i] == '"', and whether it holds escapes.
+func scanJSONString(s string, i int) (end int, escaped bool, err error) {
+	for k := i + 1; k < len(s); k++ {
+		switch c := s[k]; {
+		case c == '"':
+			return k + 1, escaped, nil
+		case c == '\\':
+			escaped = true
+			k++
+		case c < 0x20:
+			return 0, false, fmt.Errorf("control character 0x%02x in string", c)
+		}
+	}
+	return 0, false, fmt.Errorf("unterminated string")
+}
+
+// scanJSONNumber returns the index after the JSON number at s[i], or -1.
+func scanJSONNumber(s string, i int) int {
+	digits := func(i int) int {
+		j := i
+		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			j++
+		}
+		return j
+	}
+	if s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case i < len(s) && s[i] >= '1' && s[i] <= '9':
+		i = digits(i)
+	default:
+		return -1
+	}
+	if i < len(s) && s[i] == '.' {
+		j := digits(i + 1)
+		if j == i+1 {
+			return -1
+		}
+		i = j
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		j := digits(i)
+		if j == i {
+			return -1
+		}
+		i = j
+	}
+	return i
 }
 
 func truncate(s string, n int) string {

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -74,6 +75,9 @@ func FuzzParseCommand(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		args, err := ParseCommand(b)
+		if want, ok := jsonReference(b); ok && (err != nil || !reflect.DeepEqual(args, want)) {
+			t.Fatalf("%q: got %q, %v; encoding/json says %q", b, args, err, want)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrSyntax) {
 				t.Fatalf("error %v does not wrap ErrSyntax", err)
@@ -82,6 +86,11 @@ func FuzzParseCommand(f *testing.F) {
 		}
 		if len(args) == 0 {
 			t.Fatal("no error and no arguments")
+		}
+		// An accepted JSON array is valid JSON (checked for valid UTF-8 input:
+		// strings without escapes keep their bytes as they are).
+		if tr := bytes.TrimLeft(b, " \t\r\n\v\f"); len(tr) > 0 && tr[0] == '[' && utf8.Valid(tr) && !json.Valid(tr) {
+			t.Fatalf("accepted invalid JSON %q as %q", tr, args)
 		}
 		// A JSON array of the arguments parses back to the same arguments
 		// (JSON strings cannot carry invalid UTF-8: those lines are skipped).
@@ -96,6 +105,34 @@ func FuzzParseCommand(f *testing.F) {
 			t.Fatalf("JSON round trip of %q: %q, %v", args, again, err)
 		}
 	})
+}
+
+// jsonReference parses a JSON command with encoding/json, for inputs the
+// dedicated scanner must agree on: a valid UTF-8 flat array of strings and
+// numbers, without the whitespace JSON does not know.
+func jsonReference(b []byte) ([]string, bool) {
+	t := bytes.TrimLeft(b, " \t\r\n")
+	if len(t) == 0 || t[0] != '[' || !utf8.Valid(t) || !json.Valid(t) {
+		return nil, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(t))
+	dec.UseNumber()
+	var vs []any
+	if dec.Decode(&vs) != nil || len(vs) == 0 {
+		return nil, false
+	}
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		switch v := v.(type) {
+		case string:
+			out[i] = v
+		case json.Number:
+			out[i] = v.String()
+		default:
+			return nil, false
+		}
+	}
+	return out, true
 }
 
 func newTestRouter(t testing.TB) *Router {
