@@ -302,3 +302,17 @@ func TestPortInUseExitsOne(t *testing.T) {
 		t.Fatalf("exit %d:\n%s", code, stderr)
 	}
 }
+
+// After a crash (SIGKILL) the node restarts on the same data dir: the stale
+// listeners.json is replaced.
+func TestRestartAfterKill(t *testing.T) {
+	p := e2e.Start(t, "")
+	if code := p.Stop(t, syscall.SIGKILL, 10*time.Second); code != -1 {
+		t.Fatalf("exit code after SIGKILL: %d", code)
+	}
+	q := p.Restart(t)
+	e2e.V3Client(t, "tcp://"+q.MQTTAddr(), "after-restart")
+	if code := q.Stop(t, syscall.SIGTERM, 10*time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}

@@ -100,6 +100,7 @@ type Process struct {
 	DataDir string
 	Config  string // path of the generated config file
 	Info    ferrite.RunInfo
+	env     []string
 	stderr  *syncBuffer
 	done    chan struct{}
 	waitErr error
@@ -117,20 +118,37 @@ http:
 `
 
 // Start writes config (DefaultConfig if empty) to a temp dir, runs the
-// binary with it (data_dir set to a fresh temp dir through FERRITE_DATA_DIR,
-// plus env), waits until it wrote its listeners.json, and kills it when the
-// test ends if it is still running.
+// binary with it (data_dir set to a fresh temp dir through FERRITE_DATA_DIR;
+// env entries come after it, so they may override it), waits until it wrote
+// its listeners.json, and kills it when the test ends if it is still running.
 func Start(t testing.TB, config string, env ...string) *Process {
 	t.Helper()
-	bin := Binary(t)
 	dir := t.TempDir()
 	if config == "" {
 		config = DefaultConfig
 	}
-	p := &Process{DataDir: filepath.Join(dir, "data"), Config: filepath.Join(dir, "ferrite.yaml"), stderr: &syncBuffer{}, done: make(chan struct{})}
-	if err := os.WriteFile(p.Config, []byte(config), 0o600); err != nil {
+	path := filepath.Join(dir, "ferrite.yaml")
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return launch(t, path, filepath.Join(dir, "data"), env)
+}
+
+// Restart starts a new process with the same config file, data dir and
+// environment as p (which must have exited: Stop it first, with SIGKILL for
+// a crash).
+func (p *Process) Restart(t testing.TB) *Process {
+	t.Helper()
+	if p.Alive() {
+		t.Fatal("e2e: Restart of a running process")
+	}
+	return launch(t, p.Config, p.DataDir, p.env)
+}
+
+func launch(t testing.TB, configPath, dataDir string, env []string) *Process {
+	t.Helper()
+	bin := Binary(t)
+	p := &Process{DataDir: dataDir, Config: configPath, env: env, stderr: &syncBuffer{}, done: make(chan struct{})}
 	p.Cmd = exec.Command(bin, "--config", p.Config)
 	p.Cmd.Env = append(append(os.Environ(), "FERRITE_DATA_DIR="+p.DataDir), env...)
 	p.Cmd.Stdout = p.stderr
@@ -155,6 +173,7 @@ func Start(t testing.TB, config string, env ...string) *Process {
 	})
 	deadline := time.Now().Add(Timeout)
 	for {
+		// The run file names its pid: a stale one (a killed process) is ignored.
 		info, err := ferrite.ReadRunFile(p.DataDir)
 		if err == nil && info.PID == p.Cmd.Process.Pid {
 			p.Info = info
