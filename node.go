@@ -29,6 +29,9 @@ type Options struct {
 	// with the Go and process collectors. Never the global default registry,
 	// so that several nodes can run in one process.
 	Registry *prometheus.Registry
+	// Auth decides who may connect and use which topics; default
+	// broker.AllowAll (until the security issue lands).
+	Auth broker.Authenticator
 }
 
 // Node composes the subsystems of one Ferrite process. Its lifecycle is
@@ -94,6 +97,7 @@ func NewNode(cfg *Config, opts Options) (*Node, error) {
 	bo := cfg.Broker.BrokerOptions()
 	bo.Logger = n.log
 	bo.Registerer = n.reg
+	bo.Auth = opts.Auth
 	b, err := broker.New(bo)
 	if err != nil {
 		return nil, fmt.Errorf("ferrite: %w", err)

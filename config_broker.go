@@ -1,27 +1,11 @@
 package ferrite
 
 import (
-	"fmt"
 	"math"
-	"net"
-	"strconv"
 	"time"
 
 	"github.com/ferrite-edge/ferrite/broker"
 )
-
-// LogConfig is the log: section.
-type LogConfig struct {
-	Level  string `yaml:"level"`  // debug, info (default), warn, error
-	Format string `yaml:"format"` // text (default) or json
-}
-
-func (l *LogConfig) defaults() { *l = LogConfig{Level: "info", Format: "text"} }
-
-func (l *LogConfig) validate(s section, _ *Config) {
-	s.oneOf("level", l.Level, "debug", "info", "warn", "error")
-	s.oneOf("format", l.Format, "text", "json")
-}
 
 // BrokerConfig is the broker: section.
 type BrokerConfig struct {
@@ -126,60 +110,4 @@ func (b *BrokerConfig) BrokerOptions() broker.Options {
 			Timeout:   b.Commands.Timeout.D(),
 		},
 	}
-}
-
-// HTTPConfig is the http: section (health, readiness, metrics).
-type HTTPConfig struct {
-	// Listen is the HTTP address (default ":8080"; "" disables HTTP).
-	Listen string `yaml:"listen"`
-}
-
-func (h *HTTPConfig) defaults() { h.Listen = ":8080" }
-
-func (h *HTTPConfig) validate(s section, _ *Config) { validAddr(s, "listen", h.Listen) }
-
-// StoreConfig is the store: section. It takes effect when the store lands.
-type StoreConfig struct {
-	// Durability is when writes are fsynced: always (default: before the
-	// acknowledgement, with group commit), interval, or none.
-	Durability string `yaml:"durability"`
-	// DurabilityInterval is the fsync period of "interval" (default 100ms).
-	DurabilityInterval Duration `yaml:"durability_interval"`
-}
-
-func (st *StoreConfig) defaults() {
-	*st = StoreConfig{Durability: "always", DurabilityInterval: Duration(100 * time.Millisecond)}
-}
-
-func (st *StoreConfig) validate(s section, _ *Config) {
-	s.oneOf("durability", st.Durability, "always", "interval", "none")
-	durationRange(s, "durability_interval", st.DurabilityInterval, time.Millisecond, time.Minute)
-}
-
-// validAddr reports a listen address that is not host:port ("" is allowed).
-func validAddr(s section, key, addr string) {
-	if addr == "" {
-		return
-	}
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		s.add(key, "invalid address %q (want host:port or :port)", addr)
-		return
-	}
-	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		s.add(key, "invalid port %q in %q", port, addr)
-	}
-}
-
-func durationRange(s section, key string, d Duration, lo, hi time.Duration) {
-	if d.D() < lo || d.D() > hi {
-		s.add(key, "%s out of range [%s, %s]", d, fmtDuration(lo), fmtDuration(hi))
-	}
-}
-
-func fmtDuration(d time.Duration) string {
-	if d >= 24*time.Hour && d%(24*time.Hour) == 0 {
-		return fmt.Sprintf("%dd", d/(24*time.Hour))
-	}
-	return d.String()
 }

@@ -1,0 +1,36 @@
+package ferrite
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+)
+
+// validAddr reports a listen address that is not host:port ("" is allowed).
+func validAddr(s section, key, addr string) {
+	if addr == "" {
+		return
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		s.add(key, "invalid address %q (want host:port or :port)", addr)
+		return
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		s.add(key, "invalid port %q in %q", port, addr)
+	}
+}
+
+func durationRange(s section, key string, d Duration, lo, hi time.Duration) {
+	if d.D() < lo || d.D() > hi {
+		s.add(key, "%s out of range [%s, %s]", d, fmtDuration(lo), fmtDuration(hi))
+	}
+}
+
+func fmtDuration(d time.Duration) string {
+	if d >= 24*time.Hour && d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
+}
