@@ -131,6 +131,9 @@ func New(opts Options) (*Broker, error) {
 	}
 	b.inline = b.server.NewClient(nil, mqtt.LocalListener, "$ferrite", true)
 	b.router = newRouter(opts.Commands, log.With("component", "router"), m, b.publishReply)
+	b.router.mayReply = func(cl *mqtt.Client, topic string) bool {
+		return topic != "" && !strings.ContainsAny(topic, "+#\x00") && b.auth.Authorize(clientInfo(cl), topic, true)
+	}
 	if err := b.server.AddHook(&hook{b: b}, nil); err != nil {
 		return nil, fmt.Errorf("broker: hook: %w", err)
 	}

@@ -99,7 +99,11 @@ type Router struct {
 	log     *slog.Logger
 	metrics *metrics
 	publish func(topic string, payload []byte, qos byte, correlation []byte)
-	logBusy rate.Sometimes
+	// mayReply reports whether a client may receive a reply on a topic: the
+	// broker publishes replies itself, so the requester's own right to
+	// publish there is checked (a Response Topic is chosen by the client).
+	mayReply func(cl *mqtt.Client, topic string) bool
+	logBusy  rate.Sometimes
 
 	mu   sync.RWMutex
 	cmds map[string]*entry
@@ -187,6 +191,7 @@ func (r *Router) lookup(name string) *entry {
 // the router's timeout. Errors wrap ErrUnknownCommand or ErrWrongArity, or
 // are the command's own.
 func (r *Router) Execute(ctx context.Context, req *Request) (any, error) {
+	req.Name = strings.ToUpper(req.Name)
 	c := r.lookup(req.Name)
 	if c == nil {
 		r.metrics.commands.WithLabelValues(unknownCommandLabel, cmdUnknown).Inc()
@@ -277,6 +282,13 @@ func (r *Router) submitFromClient(cl *mqtt.Client, pk *packets.Packet) {
 		j.correlation = pk.Properties.CorrelationData
 	} else {
 		j.replyTopic = ReplyTopicPrefix + cl.ID
+	}
+	if r.mayReply != nil && !r.mayReply(cl, j.replyTopic) {
+		r.metrics.commands.WithLabelValues(unknownCommandLabel, cmdBadRequest).Inc()
+		r.logBusy.Do(func() {
+			r.log.Warn("command refused: client may not publish to its reply topic", "client", cl.ID, "topic", j.replyTopic)
+		})
+		return
 	}
 	select {
 	case <-r.stop:

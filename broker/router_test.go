@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -311,5 +312,31 @@ func BenchmarkRouterDispatch(b *testing.B) {
 		if _, err := r.Execute(ctx, &Request{Name: args[0], Args: args[1:]}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// denyPrefix refuses publishing under one prefix.
+type denyPrefix struct{ prefix string }
+
+func (denyPrefix) Authenticate(ClientInfo, []byte) bool { return true }
+func (d denyPrefix) Authorize(_ ClientInfo, topic string, write bool) bool {
+	return !write || !strings.HasPrefix(topic, d.prefix)
+}
+
+// A client cannot make the broker publish where it may not publish itself.
+func TestRouterChecksReplyTopicAuthorization(t *testing.T) {
+	b := startBroker(t, Options{Auth: denyPrefix{"forbidden/"}})
+	recv := make(chan *paho.Publish, 4)
+	c, _ := v5Client(t, b.Addr(), "cli", recv)
+	v5Subscribe(t, c, "#", 0)
+	for _, rt := range []string{"forbidden/x", "ok/x"} {
+		_, err := c.Publish(context.Background(), &paho.Publish{Topic: CommandTopic, QoS: 1, Payload: []byte("PING"),
+			Properties: &paho.PublishProperties{ResponseTopic: rt, CorrelationData: []byte(rt)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p := recvOne(t, recv, "reply"); p.Topic != "ok/x" {
+		t.Fatalf("reply published on %s", p.Topic)
 	}
 }
