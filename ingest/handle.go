@@ -50,16 +50,24 @@ func (b *batchState) reset() {
 	b.noClock, b.future = 0, 0
 }
 
-// HandleMessages ingests a batch of messages: every reading of every
-// message goes to the store in one batch, durable under the store's
-// policy before it returns (QoS 1/2 publishers are acknowledged after).
+// HandleMessages ingests a batch of messages.
+//
+// When any message is QoS 1/2 (the broker hands those over one at a time)
+// every reading goes to the store in one batch, durable under the store's
+// policy before it returns (the publisher is acknowledged after). An
+// error then wraps ErrRefused and the store's error, and nothing of the
+// batch was recorded.
+//
+// A batch of QoS 0 messages is parsed on the caller's goroutine and its
+// readings are queued for the pipeline's writer, which commits everything
+// queued as one store batch (see qos0Queue); HandleMessages returns at
+// once. Overflow of Options.QueueSize and store refusals drop readings,
+// counted in ferrite_ingest_readings_dropped_total.
 //
 // A message no rule matches is ignored. A message a rule matches but
 // cannot parse is counted (ferrite_ingest_malformed_total{rule,reason}),
 // logged rate-limited and passed to Options.DeadLetter; it does not fail
-// the batch (the broker still delivers it to subscribers). An error is
-// returned only when the readings could not be stored: it wraps ErrRefused
-// and the store's error, and nothing of the batch was recorded.
+// the batch (the broker still delivers it to subscribers).
 func (p *Pipeline) HandleMessages(ctx context.Context, msgs []*Message) error {
 	if p.closed.Load() {
 		return ErrClosed
@@ -71,7 +79,11 @@ func (p *Pipeline) HandleMessages(ctx context.Context, msgs []*Message) error {
 	}()
 	var now int64
 	ingested := 0
+	async := true // every message is QoS 0: nothing waits for durability
 	for _, m := range msgs {
+		if m.QoS > 0 {
+			async = false
+		}
 		if m.Received.IsZero() {
 			if now == 0 {
 				now = p.opts.Clock.Now().UnixNano()
@@ -102,6 +114,13 @@ func (p *Pipeline) HandleMessages(ctx context.Context, msgs []*Message) error {
 		p.m.ingested.Add(float64(ingested))
 		return nil
 	}
+	if async {
+		p.m.ingested.Add(float64(ingested))
+		if dropped := p.queue.push(b.readings); dropped > 0 {
+			p.m.dropped.WithLabelValues("queue_full").Add(float64(dropped))
+		}
+		return nil
+	}
 	start := time.Now()
 	n, err := p.ingestion.ingestBatch(ctx, b.readings)
 	if err != nil {
@@ -115,6 +134,22 @@ func (p *Pipeline) HandleMessages(ctx context.Context, msgs []*Message) error {
 	p.m.ingested.Add(float64(ingested))
 	p.m.readings.Add(float64(n))
 	return nil
+}
+
+// writeQueued stores a batch of queued QoS 0 readings (writer goroutine).
+// Nobody waits for them, so a refusal drops them (counted, logged).
+func (p *Pipeline) writeQueued(ctx context.Context, rs []Reading) {
+	start := time.Now()
+	n, err := p.ingestion.ingestBatch(ctx, rs)
+	if err != nil {
+		p.m.dropped.WithLabelValues("store_refused").Add(float64(len(rs)))
+		p.refusedLog.Do(func() {
+			p.log.Warn("store refused QoS 0 readings; dropped", "readings", len(rs), "err", err)
+		})
+		return
+	}
+	p.m.storeSeconds.Observe(time.Since(start).Seconds())
+	p.m.readings.Add(float64(n))
 }
 
 func (p *Pipeline) malformed(m *Message, rule string, err error) {

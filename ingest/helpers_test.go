@@ -118,7 +118,8 @@ func (n *testNode) close() {
 
 func (n *testNode) publish(topic, payload string) {
 	n.t.Helper()
-	if err := n.p.HandleMessages(context.Background(), []*Message{{Topic: topic, Payload: []byte(payload), Received: n.clock.Now()}}); err != nil {
+	// QoS 1: synchronous, stored before HandleMessages returns.
+	if err := n.p.HandleMessages(context.Background(), []*Message{{Topic: topic, Payload: []byte(payload), QoS: 1, Received: n.clock.Now()}}); err != nil {
 		n.t.Fatal(err)
 	}
 }

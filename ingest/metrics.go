@@ -40,7 +40,7 @@ func newMetrics(reg prometheus.Registerer, p *Pipeline) *metrics {
 		}, []string{"reason"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ferrite_ingest_readings_dropped_total",
-			Help: "Readings dropped, by reason (sensor_limit: new sensor beyond max_sensors).",
+			Help: "Readings dropped, by reason (sensor_limit: new sensor beyond max_sensors; queue_full: QoS 0 queue overflow; store_refused: the store refused a QoS 0 batch).",
 		}, []string{"reason"}),
 		bucketWrites: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ferrite_ingest_bucket_writes_total",
@@ -64,7 +64,9 @@ func newMetrics(reg prometheus.Registerer, p *Pipeline) *metrics {
 	m.ignored = m.messages.WithLabelValues("ignored")
 	m.refused = m.messages.WithLabelValues("refused")
 	m.malformedMsgs = m.messages.WithLabelValues("malformed")
-	m.dropped.WithLabelValues("sensor_limit")
+	for _, r := range []string{"sensor_limit", "queue_full", "store_refused"} {
+		m.dropped.WithLabelValues(r)
+	}
 	m.tsFallback.WithLabelValues("no_clock")
 	m.tsFallback.WithLabelValues("future")
 	if reg == nil {
@@ -91,6 +93,9 @@ func newMetrics(reg prometheus.Registerer, p *Pipeline) *metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "ferrite_ingest_sensors", Help: "Sensors in the registry.",
 		}, func() float64 { return float64(p.ingestion.Len()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "ferrite_ingest_queue_readings", Help: "QoS 0 readings waiting for the store.",
+		}, func() float64 { return float64(p.queue.len()) }),
 		aggGauge("ferrite_ingest_buckets_open", "Open aggregation buckets.", func(s AggregatorStats) int { return s.Open }),
 		aggGauge("ferrite_ingest_buckets_pending", "Closed buckets not yet written to the store.", func(s AggregatorStats) int { return s.Pending }),
 		aggCounter("ferrite_ingest_buckets_closed_total", "Buckets closed at end plus allowed lateness.", func(s AggregatorStats) uint64 { return s.Closed }),

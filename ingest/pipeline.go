@@ -54,6 +54,9 @@ type Options struct {
 	// buckets and writes them (default 1s). Negative: no goroutine; the
 	// owner calls Tick itself (tests, with an injected Clock).
 	TickInterval time.Duration
+	// QueueSize bounds the QoS 0 readings waiting for the store (default
+	// 65536); beyond it new QoS 0 readings are dropped and counted.
+	QueueSize int
 	// CheckpointInterval is how often running aggregates are persisted
 	// (default 5s). Recovery replays the readings after the checkpoint.
 	CheckpointInterval time.Duration
@@ -88,6 +91,9 @@ func (o *Options) ensureDefaults() {
 	if o.TickInterval == 0 {
 		o.TickInterval = DefaultTickInterval
 	}
+	if o.QueueSize == 0 {
+		o.QueueSize = DefaultQueueSize
+	}
 	if o.CheckpointInterval == 0 {
 		o.CheckpointInterval = DefaultCheckpointInterval
 	}
@@ -109,7 +115,7 @@ func (o *Options) Validate() error {
 	if _, err := CompileRules(o.Rules); err != nil {
 		errs = append(errs, err)
 	}
-	if o.MaxSensors < 0 || o.MaxValuesPerMessage < 0 || o.MaxClockSkew < 0 || o.CheckpointInterval < 0 {
+	if o.MaxSensors < 0 || o.MaxValuesPerMessage < 0 || o.MaxClockSkew < 0 || o.CheckpointInterval < 0 || o.QueueSize < 0 {
 		errs = append(errs, fmt.Errorf("%w: limits must not be negative", ErrInvalidOptions))
 	}
 	if !o.DisableAggregation {
@@ -119,9 +125,10 @@ func (o *Options) Validate() error {
 }
 
 // Pipeline is the broker-facing entry point: topic rules → parsers →
-// SensorIngestion → EdgeAggregator → store. It owns one background
-// goroutine (unless TickInterval < 0) that closes buckets, writes them and
-// checkpoints the registry; Close stops and waits for it.
+// SensorIngestion → EdgeAggregator → store. It owns two goroutines: the
+// QoS 0 writer (see qos0Queue) and, unless TickInterval < 0, the ticker
+// that closes buckets, writes them and checkpoints the registry. Close
+// stops both and waits for them.
 type Pipeline struct {
 	opts      Options
 	rules     *RuleSet
@@ -132,15 +139,17 @@ type Pipeline struct {
 	ids       *internTable
 	units     *internTable
 	batches   sync.Pool // *batchState
+	queue     *qos0Queue
 
 	tickMu         sync.Mutex // serialises Tick, Flush and Close's final write
 	lastCheckpoint time.Time
 
-	badLog  rate.Sometimes
-	tickLog rate.Sometimes
-	closed  atomic.Bool
-	stop    context.CancelFunc
-	wg      sync.WaitGroup
+	badLog     rate.Sometimes
+	tickLog    rate.Sometimes
+	refusedLog rate.Sometimes
+	closed     atomic.Bool
+	stop       context.CancelFunc
+	wg         sync.WaitGroup
 }
 
 // New validates opts, restores the registry and open buckets from the
@@ -152,13 +161,14 @@ func New(ctx context.Context, opts Options) (*Pipeline, error) {
 	}
 	rules, _ := CompileRules(opts.Rules)
 	p := &Pipeline{
-		opts:    opts,
-		rules:   rules,
-		log:     opts.Logger.With("component", "ingest"),
-		ids:     newInternTable(2 * opts.MaxSensors),
-		units:   newInternTable(1024),
-		badLog:  rate.Sometimes{First: 5, Interval: 10 * time.Second},
-		tickLog: rate.Sometimes{First: 1, Interval: 30 * time.Second},
+		opts:       opts,
+		rules:      rules,
+		log:        opts.Logger.With("component", "ingest"),
+		ids:        newInternTable(2 * opts.MaxSensors),
+		units:      newInternTable(1024),
+		badLog:     rate.Sometimes{First: 5, Interval: 10 * time.Second},
+		tickLog:    rate.Sometimes{First: 1, Interval: 30 * time.Second},
+		refusedLog: rate.Sometimes{First: 1, Interval: 10 * time.Second},
 	}
 	if !opts.DisableAggregation {
 		agg, err := NewEdgeAggregator(opts.Aggregator)
@@ -175,9 +185,12 @@ func New(ctx context.Context, opts Options) (*Pipeline, error) {
 		return nil, err
 	}
 	p.lastCheckpoint = opts.Clock.Now()
+	runCtx, stop := context.WithCancel(context.Background())
+	p.stop = stop
+	p.queue = newQoS0Queue(p, opts.QueueSize)
+	p.wg.Add(1)
+	go p.queue.run(runCtx)
 	if opts.TickInterval > 0 {
-		runCtx, stop := context.WithCancel(context.Background())
-		p.stop = stop
 		p.wg.Add(1)
 		go p.run(runCtx)
 	}
@@ -238,6 +251,9 @@ func (p *Pipeline) Flush(ctx context.Context) error {
 	if p.agg == nil {
 		return nil
 	}
+	if err := p.Drain(ctx); err != nil {
+		return err
+	}
 	p.tickMu.Lock()
 	defer p.tickMu.Unlock()
 	p.agg.Flush()
@@ -294,16 +310,20 @@ func minMark(ms []int64) int64 {
 	return lo
 }
 
-// Close stops the background goroutine, writes the buckets already closed
-// and checkpoints every sensor. Open buckets are not flushed: they are
+// Drain waits until the QoS 0 readings queued before the call are written
+// to the store (or dropped, if the store refused them).
+func (p *Pipeline) Drain(ctx context.Context) error {
+	return p.queue.drain(ctx)
+}
+
+// Close stops the goroutines (the QoS 0 writer first writes what is
+// queued), writes the buckets already closed and checkpoints every sensor. Open buckets are not flushed: they are
 // rebuilt from the raw ring at the next start, so they stay whole.
 func (p *Pipeline) Close(ctx context.Context) error {
 	if !p.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	if p.stop != nil {
-		p.stop()
-	}
+	p.stop()
 	p.wg.Wait()
 	p.tickMu.Lock()
 	defer p.tickMu.Unlock()

@@ -203,3 +203,45 @@ func TestOptionsValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestPipelineQoS0Queue(t *testing.T) {
+	n := newTestNode(t, t.TempDir(), func(o *Options) { o.QueueSize = 3 })
+	ctx := context.Background()
+	msgs := make([]*Message, 5)
+	for i := range msgs {
+		msgs[i] = &Message{Topic: "sensors/q", Payload: []byte(fmt.Sprint(i))}
+	}
+	// QoS 0: queued for the writer; the 2 readings beyond the queue size are dropped.
+	if err := n.p.HandleMessages(ctx, msgs); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.p.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := n.stats("q"); st.Count != 3 || st.Sum != 3 {
+		t.Fatalf("stats = %+v", st)
+	}
+	if got := metricValue(t, n.p.m.dropped.WithLabelValues("queue_full")); got != 2 {
+		t.Fatalf("queue_full drops = %v", got)
+	}
+	// A store refusal drops the queued readings (nobody waits for a QoS 0 ack).
+	n.st.SetRefuseWrites("critical")
+	if err := n.p.HandleMessages(ctx, msgs[:2]); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.p.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := metricValue(t, n.p.m.dropped.WithLabelValues("store_refused")); got != 2 {
+		t.Fatalf("store_refused drops = %v", got)
+	}
+	n.st.SetRefuseWrites("")
+	// Close writes what is still queued.
+	if err := n.p.HandleMessages(ctx, msgs[:1]); err != nil {
+		t.Fatal(err)
+	}
+	n.restart(false, nil)
+	if st := n.stats("q"); st.Count != 4 {
+		t.Fatalf("after close: %+v", st)
+	}
+}

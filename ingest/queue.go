@@ -1,0 +1,160 @@
+package ingest
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// DefaultQueueSize bounds the QoS 0 readings waiting for the store.
+const DefaultQueueSize = 65536
+
+// qos0Queue decouples QoS 0 ingestion from the store's commit latency.
+//
+// A QoS 0 publisher gets no acknowledgement, so nothing waits for its
+// reading to be durable; what matters is throughput and bounded memory.
+// HandleMessages parses a QoS 0 batch on the caller's goroutine (the
+// broker's queue worker) and appends the readings here; one writer
+// goroutine takes *everything* queued at once and writes it as one store
+// batch. While the writer waits for a commit (an fsync under the "always"
+// policy), new readings accumulate, so the store batch grows with the
+// commit latency: one fsync covers as many readings as arrived meanwhile
+// (group commit at the ingest level), and parsing overlaps the write on
+// the second core. Beyond size readings the newest are dropped and counted.
+type qos0Queue struct {
+	p    *Pipeline
+	size int
+
+	mu      sync.Mutex
+	buf     []Reading
+	spare   []Reading
+	busy    bool          // the writer holds a batch
+	idle    chan struct{} // closed and replaced when the writer goes idle with nothing queued
+	wake    chan struct{} // capacity 1
+	stopped bool
+}
+
+func newQoS0Queue(p *Pipeline, size int) *qos0Queue {
+	return &qos0Queue{p: p, size: size, wake: make(chan struct{}, 1), idle: make(chan struct{})}
+}
+
+// push queues readings and returns how many it dropped.
+func (q *qos0Queue) push(rs []Reading) int {
+	q.mu.Lock()
+	if q.stopped {
+		q.mu.Unlock()
+		return len(rs)
+	}
+	room := q.size - len(q.buf)
+	dropped := 0
+	if len(rs) > room {
+		dropped = len(rs) - max(room, 0)
+		rs = rs[:max(room, 0)]
+	}
+	q.buf = append(q.buf, rs...)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return dropped
+}
+
+func (q *qos0Queue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.buf)
+}
+
+// take swaps out the queued readings (nil when none).
+func (q *qos0Queue) take() []Reading {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.buf) == 0 {
+		q.busy = false
+		close(q.idle)
+		q.idle = make(chan struct{})
+		return nil
+	}
+	out := q.buf
+	q.buf, q.spare = q.spare[:0], nil
+	if len(out) > maxWriteBatch {
+		// Keep store batches bounded (commit latency, memtable size): the
+		// rest waits for the next round.
+		q.buf = append(q.buf, out[maxWriteBatch:]...)
+		clear(out[maxWriteBatch:])
+		out = out[:maxWriteBatch]
+	}
+	q.busy = true
+	return out
+}
+
+// maxWriteBatch bounds one store batch of queued readings.
+const maxWriteBatch = 16384
+
+// recycle returns a written batch's slice for reuse.
+func (q *qos0Queue) recycle(b []Reading) {
+	clear(b) // drop string references
+	q.mu.Lock()
+	if q.spare == nil && cap(b) <= 4*q.size {
+		q.spare = b[:0]
+	}
+	q.mu.Unlock()
+}
+
+// run is the writer goroutine. It exits when ctx is done, after writing
+// what is queued (bounded by drainTimeout). Writes never use ctx itself:
+// a shutdown must not abort a store write of readings already accepted.
+func (q *qos0Queue) run(ctx context.Context) {
+	defer q.p.wg.Done()
+	for {
+		select {
+		case <-q.wake:
+			q.writeAll(context.Background())
+		case <-ctx.Done():
+			dctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+			q.writeAll(dctx)
+			cancel()
+			q.mu.Lock()
+			q.stopped = true
+			q.mu.Unlock()
+			return
+		}
+	}
+}
+
+const drainTimeout = 10 * time.Second
+
+func (q *qos0Queue) writeAll(ctx context.Context) {
+	for {
+		batch := q.take()
+		if batch == nil {
+			return
+		}
+		q.p.writeQueued(ctx, batch)
+		q.recycle(batch)
+	}
+}
+
+// drain waits until every reading queued before the call is written (or
+// ctx ends).
+func (q *qos0Queue) drain(ctx context.Context) error {
+	for {
+		q.mu.Lock()
+		if len(q.buf) == 0 && !q.busy {
+			q.mu.Unlock()
+			return nil
+		}
+		idle := q.idle
+		q.mu.Unlock()
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
