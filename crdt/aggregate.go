@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 )
 
 // Partial summarises readings: how many, their sum, extremes, and the time
@@ -87,7 +88,7 @@ type OriginPartial struct {
 	Partial
 }
 
-func cmpOriginPartial(a, b *OriginPartial) int { return cmp.Compare(a.Origin, b.Origin) }
+func cmpOriginPartial(a, b *OriginPartial) int { return strings.Compare(a.Origin, b.Origin) }
 
 // joinOriginPartial keeps the higher version; equal versions (which a
 // correct origin never reuses) are ordered by content so the join stays
@@ -116,7 +117,7 @@ func (a *Aggregate) Partials() []OriginPartial { return a.p }
 
 // Partial returns origin's current partial.
 func (a *Aggregate) Partial(origin string) (Partial, bool) {
-	i, ok := slices.BinarySearchFunc(a.p, origin, func(p OriginPartial, o string) int { return cmp.Compare(p.Origin, o) })
+	i, ok := slices.BinarySearchFunc(a.p, origin, func(p OriginPartial, o string) int { return strings.Compare(p.Origin, o) })
 	if !ok {
 		return Partial{}, false
 	}

@@ -172,11 +172,12 @@ func BenchmarkDeltaDecode(b *testing.B) {
 // (a replica's block merged with a peer's that has one more update).
 func BenchmarkBlockMerge(b *testing.B) {
 	st := Stamp{TS: NewTimestamp(1_708_300_000_000, 0), Node: "a"}
+	// Blocks are built by merging deltas as unions; ctx then holds every dot.
 	ctx := NewContext()
 	dot := func(n uint64) Dot { ctx.Add(Dot{"a", n}); return Dot{"a", n} }
 	var reg LWWRegister
 	rd, _ := reg.Write(dot(1), st, KindString, []byte("23.5"))
-	reg.Merge(&rd, ctx, noDots{})
+	reg.Merge(&rd, noDots{}, noDots{})
 	var ctr PNCounter
 	for _, o := range []string{"a", "b", "c"} {
 		d, _ := ctr.Add(o, 5)
@@ -187,13 +188,13 @@ func BenchmarkBlockMerge(b *testing.B) {
 	var hash ORMap
 	for i := range 100 {
 		sd, _ := set.Add(dot(uint64(10+i)), fmt.Sprintf("member-%03d", i))
-		set.Merge(&sd, ctx, noDots{})
+		set.Merge(&sd, noDots{}, noDots{})
 		ld, _ := list.Push(dot(uint64(200+i)), st, SideTail, []byte(fmt.Sprintf(`{"temp":%d.5}`, i)))
-		list.Merge(&ld, ctx, noDots{})
+		list.Merge(&ld, noDots{}, noDots{})
 	}
 	for i := range 20 {
 		hd, _, _ := hash.IncrBy(dot(uint64(400+i)), st, CrdtMerge, fmt.Sprintf("2025-02-%02d", i+1), 4999)
-		hash.Merge(&hd, ctx, noDots{})
+		hash.Merge(&hd, noDots{}, noDots{})
 	}
 	var agg Aggregate
 	for _, o := range []string{"a", "b", "c"} {

@@ -1,7 +1,5 @@
 package crdt
 
-import "slices"
-
 // Standalone encodings of the building blocks. Each is the format byte, a
 // type tag (so one block's encoding is never mistaken for another's), the
 // node table, and the block's body exactly as it appears inside an Entry
@@ -26,7 +24,7 @@ func appendBlock(b []byte, tag byte, nodes func(func(string)), body func([]byte,
 }
 
 func decodeBlock(b []byte, tag byte, what string, body func(*entryDecoder)) error {
-	d := entryDecoder{decoder: decoder{b: slices.Clone(b)}}
+	d := entryDecoder{decoder: newOwnedDecoder(b)}
 	d.version(what)
 	if t := d.byte(); d.err == nil && t != tag {
 		d.failf("%s: wrong type tag %q", what, t)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // formatV1 is the first byte of every encoding made by this package. A
@@ -38,8 +39,16 @@ func appendFloat(b []byte, f float64) []byte {
 // failure every read returns zero values, and err says what and where.
 type decoder struct {
 	b   []byte
+	s   string // the same bytes as a string (or ""): names are cut from it without allocating
 	off int
 	err error
+}
+
+// newOwnedDecoder returns a decoder over private copies of b, so that the
+// decoded value never aliases the caller's buffer (store buffers are reused):
+// byte values alias one copy, strings another.
+func newOwnedDecoder(b []byte) decoder {
+	return decoder{b: slices.Clone(b), s: string(b)}
 }
 
 func (d *decoder) failf(format string, args ...any) {
@@ -143,7 +152,16 @@ func (d *decoder) bytes() []byte {
 	return v
 }
 
-func (d *decoder) string() string { return string(d.bytes()) }
+func (d *decoder) string() string {
+	v := d.bytes()
+	if d.err != nil {
+		return ""
+	}
+	if len(d.s) == len(d.b) {
+		return d.s[d.off-len(v) : d.off]
+	}
+	return string(v)
+}
 
 // version checks the leading format byte.
 func (d *decoder) version(what string) {

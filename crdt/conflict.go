@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"slices"
 )
 
 // Conflict records a write that was discarded by conflict resolution: two
@@ -85,7 +84,7 @@ func appendConflictHead(b []byte, h *Head) []byte {
 // DecodeConflict decodes the encoding made by Conflict.AppendBinary. The
 // result does not alias b.
 func DecodeConflict(b []byte) (Conflict, error) {
-	d := decoder{b: slices.Clone(b)}
+	d := newOwnedDecoder(b)
 	d.version("conflict")
 	var c Conflict
 	c.Key = d.string()

@@ -1,10 +1,10 @@
 package crdt
 
 import (
-	"cmp"
 	"math"
 	"math/bits"
 	"slices"
+	"strings"
 )
 
 // PNCounter is a state-based counter of int64: each origin node keeps a pair
@@ -26,7 +26,7 @@ type Contribution struct {
 	P, N   uint64
 }
 
-func cmpContribution(a, b *Contribution) int { return cmp.Compare(a.Origin, b.Origin) }
+func cmpContribution(a, b *Contribution) int { return strings.Compare(a.Origin, b.Origin) }
 
 func joinContribution(a, b Contribution) Contribution {
 	return Contribution{Origin: a.Origin, P: max(a.P, b.P), N: max(a.N, b.N)}
@@ -83,7 +83,7 @@ func (c *PNCounter) addTo(origin string, n int64) (PNCounter, error) {
 }
 
 func (c *PNCounter) find(origin string) (int, bool) {
-	return slices.BinarySearchFunc(c.c, origin, func(x Contribution, o string) int { return cmp.Compare(x.Origin, o) })
+	return slices.BinarySearchFunc(c.c, origin, func(x Contribution, o string) int { return strings.Compare(x.Origin, o) })
 }
 
 // Merge joins o into c (pointwise maximum).

@@ -3,14 +3,13 @@ package crdt
 import (
 	"cmp"
 	"math"
-	"slices"
 )
 
 // DecodeEntry decodes the encoding made by Entry.AppendBinary. It accepts
 // only canonical encodings of valid entries and returns ErrCorrupt for
 // anything else. The result does not alias b.
 func DecodeEntry(b []byte) (*Entry, error) {
-	d := entryDecoder{decoder: decoder{b: slices.Clone(b)}}
+	d := entryDecoder{decoder: newOwnedDecoder(b)}
 	d.version("entry")
 	e := &Entry{strategy: Strategy(d.byte())}
 	if d.err == nil && !e.strategy.Valid() {
@@ -28,7 +27,7 @@ func DecodeEntry(b []byte) (*Entry, error) {
 // DecodeDelta decodes the encoding made by Delta.AppendBinary, with the
 // same guarantees as DecodeEntry.
 func DecodeDelta(b []byte) (*Delta, error) {
-	d := entryDecoder{decoder: decoder{b: slices.Clone(b)}}
+	d := entryDecoder{decoder: newOwnedDecoder(b)}
 	d.version("delta")
 	d.table()
 	dl := &Delta{}
@@ -210,6 +209,9 @@ func (d *entryDecoder) body(e *Entry) {
 
 func (d *entryDecoder) ttls(p *payload) {
 	n := d.count(12)
+	if n > 0 {
+		p.ttl = make([]ttlElem, 0, n)
+	}
 	for i := range n {
 		dt, st, low := d.stamped()
 		t := ttlElem{Dot: dt, Stamp: st, At: d.varint()}
@@ -232,7 +234,7 @@ func (d *entryDecoder) contributions(min int) []Contribution {
 	if d.err == nil && n < min {
 		d.failf("empty counter")
 	}
-	var cs []Contribution
+	cs := make([]Contribution, 0, n)
 	for i := range n {
 		c := Contribution{Origin: d.node(), P: d.uvarint(), N: d.uvarint()}
 		switch {
@@ -267,6 +269,7 @@ func (d *entryDecoder) parts(p *payload, k Kind) {
 
 func (d *entryDecoder) set(s *ORSet) {
 	n := d.count(4)
+	s.e = make([]setElem, 0, n)
 	prev := ""
 	for i := range n {
 		m := d.string()
@@ -298,6 +301,7 @@ func (d *entryDecoder) set(s *ORSet) {
 
 func (d *entryDecoder) list(l *List) {
 	n := d.count(13)
+	l.items = make([]Item, 0, n)
 	for i := range n {
 		dt, st, low := d.stamped()
 		seq := d.uvarint()
@@ -320,6 +324,7 @@ func (d *entryDecoder) list(l *List) {
 
 func (d *entryDecoder) orMap(m *ORMap) {
 	n := d.count(3)
+	m.f = make([]mapField, 0, n)
 	for i := range n {
 		f := mapField{Name: d.string()}
 		if d.err == nil && i > 0 && f.Name <= m.f[i-1].Name {
@@ -351,6 +356,7 @@ func (d *entryDecoder) orMap(m *ORMap) {
 
 func (d *entryDecoder) aggregate(a *Aggregate) {
 	n := d.count(29)
+	a.p = make([]OriginPartial, 0, n)
 	for i := range n {
 		x := OriginPartial{Origin: d.node()}
 		x.Version = d.uvarint()

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // Dot names one local mutation: the node that made it and that node's
@@ -23,7 +24,7 @@ func (d Dot) String() string { return d.Node + ":" + strconv.FormatUint(d.Counte
 
 // Compare orders dots by node, then counter.
 func (d Dot) Compare(o Dot) int {
-	if c := cmp.Compare(d.Node, o.Node); c != 0 {
+	if c := strings.Compare(d.Node, o.Node); c != 0 {
 		return c
 	}
 	return cmp.Compare(d.Counter, o.Counter)

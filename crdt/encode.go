@@ -38,7 +38,18 @@ const (
 // nodeTable interns node ids for one encoding.
 type nodeTable struct{ names []string }
 
-func (t *nodeTable) add(n string) { t.names = append(t.names, n) }
+// add records n. Values name few nodes, usually repeatedly, so a short
+// table is kept free of repeats as it grows.
+func (t *nodeTable) add(n string) {
+	if len(t.names) <= 16 {
+		for _, x := range t.names {
+			if x == n {
+				return
+			}
+		}
+	}
+	t.names = append(t.names, n)
+}
 
 func (t *nodeTable) seal() {
 	slices.Sort(t.names)

@@ -134,8 +134,14 @@ func ctxOrEmpty(c *Context) DotSet {
 // local afterwards (local.AddDots(d.Ctx)). The delta is not modified and
 // may be applied to other entries.
 func (e *Entry) ApplyDelta(d *Delta, local *Context, s Strategy) []Conflict {
-	return e.join(&d.frag, ctxOrEmpty(local), dotList(d.Ctx), s)
+	return e.join(&d.frag, ctxOrEmpty(local), (*deltaDots)(d), s)
 }
+
+// deltaDots is a Delta seen as the set of dots it covers (a pointer
+// conversion: no allocation).
+type deltaDots Delta
+
+func (d *deltaDots) Contains(x Dot) bool { return dotList(d.Ctx).Contains(x) }
 
 // MergeState joins the full state of another replica (remote, whose replica
 // context is remoteCtx) into e (whose replica context is local). A key the
@@ -157,39 +163,20 @@ func (e *Entry) join(r *Entry, lctx, rctx DotSet, s Strategy) []Conflict {
 
 func joinPayloads(l, r []payload, lctx, rctx DotSet) []payload {
 	var none payload
-	out := make([]payload, 0, max(len(l), len(r)))
-	i, j := 0, 0
-	for i < len(l) || j < len(r) {
-		switch c := cmpPayloads(l, r, i, j); {
-		case c < 0:
-			p := l[i]
-			p.join(&none, lctx, rctx)
-			out = append(out, p)
-			i++
-		case c > 0:
-			p := payload{parent: r[j].parent}
-			p.join(&r[j], lctx, rctx)
-			out = append(out, p)
-			j++
-		default:
-			p := l[i]
-			p.join(&r[j], lctx, rctx)
-			out = append(out, p)
-			i, j = i+1, j+1
-		}
-	}
-	return out
-}
-
-// cmpPayloads compares l[i] and r[j] by parent, an exhausted side last.
-func cmpPayloads(l, r []payload, i, j int) int {
-	switch {
-	case j == len(r):
-		return -1
-	case i == len(l):
-		return 1
-	}
-	return l[i].parent.Compare(r[j].parent)
+	return joinNested(l, r,
+		func(a, b *payload) int { return a.parent.Compare(b.parent) },
+		func(dst, src *payload) {
+			if src == nil {
+				src = &none
+			}
+			dst.join(src, lctx, rctx)
+		},
+		func(src *payload) payload {
+			p := payload{parent: src.parent}
+			p.join(src, lctx, rctx)
+			return p
+		},
+		func(*payload) bool { return false }) // prune decides, knowing the heads
 }
 
 // prune drops the payloads of heads that are gone (orphans: a dead dot never

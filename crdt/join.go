@@ -7,8 +7,17 @@ import (
 // dotList is a sorted, duplicate-free list of dots: the dots a Delta covers.
 type dotList []Dot
 
-// Contains reports whether l includes d (binary search).
+// Contains reports whether l includes d. Deltas cover few dots, so short
+// lists are scanned (cheapest test first); long ones binary-searched.
 func (l dotList) Contains(d Dot) bool {
+	if len(l) <= 8 {
+		for i := range l {
+			if l[i].Counter == d.Counter && l[i].Node == d.Node {
+				return true
+			}
+		}
+		return false
+	}
 	_, ok := slices.BinarySearchFunc(l, d, Dot.Compare)
 	return ok
 }
@@ -43,14 +52,16 @@ func joinDotted[T any](l, r []T, cmp func(a, b *T) int, dotOf func(*T) Dot, lctx
 			}
 			j++
 		}
-		if j < len(r) && cmp(&r[j], &l[i]) == 0 {
-			l[w] = l[i]
-			w++
+		keep := j < len(r) && cmp(&r[j], &l[i]) == 0
+		if keep {
 			j++
-			continue
+		} else {
+			keep = !rctx.Contains(dotOf(&l[i]))
 		}
-		if !rctx.Contains(dotOf(&l[i])) {
-			l[w] = l[i]
+		if keep {
+			if w != i {
+				l[w] = l[i]
+			}
 			w++
 		}
 	}
@@ -124,4 +135,59 @@ func mergeKeyed[T any](l, r []T, cmp func(a, b *T) int, join func(a, b T) T, ado
 		}
 	}
 	return out
+}
+
+// joinNested joins two slices of composite elements sorted by key (cmp):
+// an element present on both sides is joined with join(dst, src); an
+// element only in l is joined with an empty one (join(dst, nil)), which
+// applies r's removals to it; an element only in r is adopted (a fresh
+// element joined with it: l never shares storage with r). Elements left
+// empty are dropped. l is modified in place and returned.
+func joinNested[T any](l, r []T, cmp func(a, b *T) int, join func(dst, src *T), adopt func(src *T) T, empty func(*T) bool) []T {
+	var adds []T
+	w, j := 0, 0
+	for i := range l {
+		for j < len(r) && cmp(&r[j], &l[i]) < 0 {
+			if a := adopt(&r[j]); !empty(&a) {
+				adds = append(adds, a)
+			}
+			j++
+		}
+		if j < len(r) && cmp(&r[j], &l[i]) == 0 {
+			join(&l[i], &r[j])
+			j++
+		} else {
+			join(&l[i], nil)
+		}
+		if empty(&l[i]) {
+			continue
+		}
+		if w != i {
+			l[w] = l[i]
+		}
+		w++
+	}
+	for ; j < len(r); j++ {
+		if a := adopt(&r[j]); !empty(&a) {
+			adds = append(adds, a)
+		}
+	}
+	clear(l[w:])
+	l = l[:w]
+	if len(adds) == 0 {
+		return l
+	}
+	n := len(l)
+	l = slices.Grow(l, len(adds))[:n+len(adds)]
+	i, k := n-1, len(adds)-1
+	for o := len(l) - 1; k >= 0; o-- {
+		if i >= 0 && cmp(&l[i], &adds[k]) > 0 {
+			l[o] = l[i]
+			i--
+		} else {
+			l[o] = adds[k]
+			k--
+		}
+	}
+	return l
 }

@@ -164,8 +164,8 @@ func (e *Entry) IncrBy(m Mut, n int64) (*Delta, error) {
 		b.cover(m.Dot)
 		b.payload(c.w.Dot).counter = dc
 	default: // create, or convert a string or whole-value counter
-		p := b.overwrite(KindCounter, nil, c.ttl)
-		p.counter = counterFrom(m.Dot.Node, next)
+		b.overwrite(KindCounter, nil, c.ttl)
+		b.payload(m.Dot).counter = counterFrom(m.Dot.Node, next)
 	}
 	return b.finish(), nil
 }
@@ -178,7 +178,9 @@ type builder struct {
 	ctx  []Dot
 }
 
-func newBuilder(e *Entry, m Mut) *builder { return &builder{e: e, m: m} }
+func newBuilder(e *Entry, m Mut) builder {
+	return builder{e: e, m: m, ctx: make([]Dot, 0, 4), frag: Entry{heads: LWWRegister{heads: make([]Head, 0, 2)}}}
+}
 
 func (b *builder) cover(d Dot) { b.ctx = append(b.ctx, d) }
 
@@ -189,17 +191,16 @@ func (b *builder) addHead(h Head) { b.frag.heads.heads = append(b.frag.heads.hea
 func (b *builder) payload(d Dot) *payload { return b.frag.payloadAt(d) }
 
 // overwrite makes the delta replace the whole key: it covers every dot of
-// the entry and adds a new head (with a TTL write if ttl != 0). It returns
-// the new head's payload for the caller to fill.
-func (b *builder) overwrite(kind Kind, value []byte, ttl int64) *payload {
+// the entry and adds a new head (with a TTL write if ttl != 0). The caller
+// fills the new head's payload (b.payload(b.m.Dot)) if it carries elements.
+func (b *builder) overwrite(kind Kind, value []byte, ttl int64) {
 	b.e.eachDot(b.cover)
 	b.cover(b.m.Dot)
 	b.addHead(Head{Dot: b.m.Dot, Stamp: b.m.Stamp, Kind: kind, Value: value})
-	p := b.payload(b.m.Dot)
 	if ttl != 0 {
+		p := b.payload(b.m.Dot)
 		p.ttl = append(p.ttl, ttlElem{Dot: b.m.Dot, Stamp: b.m.Stamp, At: ttl})
 	}
-	return p
 }
 
 // elemClass names the kinds of dotted things in an Entry.
@@ -350,8 +351,24 @@ func (p *payload) normalize() {
 }
 
 // sortUnique sorts s by cmp and removes elements equal under cmp (keeping
-// the first).
+// the first). Fragments are small: a stable insertion sort on the slice
+// itself avoids copying elements to the heap for every comparison.
 func sortUnique[T any](s []T, cmp func(a, b *T) int) []T {
-	slices.SortStableFunc(s, func(a, b T) int { return cmp(&a, &b) })
-	return slices.CompactFunc(s, func(a, b T) bool { return cmp(&a, &b) == 0 })
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && cmp(&s[j-1], &s[j]) > 0; j-- {
+			s[j-1], s[j] = s[j], s[j-1]
+		}
+	}
+	w := 0
+	for i := range s {
+		if w > 0 && cmp(&s[w-1], &s[i]) == 0 {
+			continue
+		}
+		if w != i {
+			s[w] = s[i]
+		}
+		w++
+	}
+	clear(s[w:])
+	return s[:w]
 }

@@ -111,7 +111,8 @@ func (b *builder) writeSet(all []string, ttl int64) {
 	case !b.m.Strategy.Merges():
 		b.overwrite(KindSet, encodeSetValue(all), ttl)
 	default:
-		p := b.overwrite(KindSet, nil, ttl)
+		b.overwrite(KindSet, nil, ttl)
+		p := b.payload(b.m.Dot)
 		for _, s := range all {
 			p.set.e = append(p.set.e, setElem{Member: s, Dot: b.m.Dot})
 		}
@@ -170,8 +171,8 @@ func (e *Entry) push(m Mut, side Side, values [][]byte) (*Delta, error) {
 		b.overwrite(KindList, encodeListValue(all), c.ttl)
 		return b.finish(), nil
 	}
-	p := b.overwrite(KindList, nil, c.ttl)
-	p.list.items = append(newItems(m.Dot, m.Stamp, SideTail, 0, old),
+	b.overwrite(KindList, nil, c.ttl)
+	b.payload(m.Dot).list.items = append(newItems(m.Dot, m.Stamp, SideTail, 0, old),
 		newItems(m.Dot, m.Stamp, side, uint32(len(old)), values)...)
 	return b.finish(), nil
 }
@@ -222,8 +223,8 @@ func (e *Entry) LTrim(m Mut, start, stop int64) (*Delta, error) {
 	case !m.Strategy.Merges():
 		b.overwrite(KindList, encodeListValue(kept), c.ttl)
 	default:
-		p := b.overwrite(KindList, nil, c.ttl)
-		p.list.items = newItems(m.Dot, m.Stamp, SideTail, 0, kept)
+		b.overwrite(KindList, nil, c.ttl)
+		b.payload(m.Dot).list.items = newItems(m.Dot, m.Stamp, SideTail, 0, kept)
 	}
 	return b.finish(), nil
 }
@@ -254,6 +255,7 @@ func (e *Entry) AggregateAdd(m Mut, p Partial) (*Delta, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.overwrite(KindAggregate, nil, 0).agg = da
+	b.overwrite(KindAggregate, nil, 0)
+	b.payload(m.Dot).agg = da
 	return b.finish(), nil
 }

@@ -1,9 +1,9 @@
 package crdt
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // HSet is HSET key field value.
@@ -217,7 +217,8 @@ func (b *builder) writeHash(fvs []FieldValue, ctr *counterInit, ttl int64) {
 	case !b.m.Strategy.Merges():
 		b.overwrite(KindHash, encodeHashValue(fvs), ttl)
 	default:
-		p := b.overwrite(KindHash, nil, ttl)
+		b.overwrite(KindHash, nil, ttl)
+		p := b.payload(b.m.Dot)
 		for _, fv := range fvs {
 			if ctr != nil && fv.Field == ctr.field {
 				continue
@@ -235,7 +236,7 @@ func (b *builder) writeHash(fvs []FieldValue, ctr *counterInit, ttl int64) {
 	}
 }
 
-func cmpFieldName(f FieldValue, name string) int { return cmp.Compare(f.Field, name) }
+func cmpFieldName(f FieldValue, name string) int { return strings.Compare(f.Field, name) }
 
 // mergeFieldValues returns old (sorted) with the fields of upd (sorted)
 // set.

@@ -1,8 +1,8 @@
 package crdt
 
 import (
-	"cmp"
 	"slices"
+	"strings"
 )
 
 // ORMap is a map of named fields (a Redis hash). Each field is a slot of its
@@ -46,7 +46,7 @@ func adoptFieldCounter(c fieldCounter) fieldCounter {
 }
 
 func (m *ORMap) find(name string) (int, bool) {
-	return slices.BinarySearchFunc(m.f, name, func(f mapField, n string) int { return cmp.Compare(f.Name, n) })
+	return slices.BinarySearchFunc(m.f, name, func(f mapField, n string) int { return strings.Compare(f.Name, n) })
 }
 
 // field returns the field named name, or nil.
@@ -69,29 +69,20 @@ func (m *ORMap) fieldAt(name string) *mapField {
 // Merge joins o into m; ctx and octx are the causal contexts of m and o.
 func (m *ORMap) Merge(o *ORMap, ctx, octx DotSet) {
 	var none mapField
-	out := m.f[:0:0]
-	i, j := 0, 0
-	for i < len(m.f) || j < len(o.f) {
-		var f mapField
-		switch {
-		case j == len(o.f) || (i < len(m.f) && m.f[i].Name < o.f[j].Name):
-			f = m.f[i]
-			f.join(&none, ctx, octx)
-			i++
-		case i == len(m.f) || o.f[j].Name < m.f[i].Name:
-			f = mapField{Name: o.f[j].Name}
-			f.join(&o.f[j], ctx, octx)
-			j++
-		default:
-			f = m.f[i]
-			f.join(&o.f[j], ctx, octx)
-			i, j = i+1, j+1
-		}
-		if f.Reg.len() > 0 {
-			out = append(out, f)
-		}
-	}
-	m.f = out
+	m.f = joinNested(m.f, o.f,
+		func(a, b *mapField) int { return strings.Compare(a.Name, b.Name) },
+		func(dst, src *mapField) {
+			if src == nil {
+				src = &none
+			}
+			dst.join(src, ctx, octx)
+		},
+		func(src *mapField) mapField {
+			f := mapField{Name: src.Name}
+			f.join(src, ctx, octx)
+			return f
+		},
+		func(f *mapField) bool { return f.Reg.len() == 0 })
 }
 
 func (f *mapField) join(o *mapField, ctx, octx DotSet) {

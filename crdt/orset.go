@@ -1,8 +1,8 @@
 package crdt
 
 import (
-	"cmp"
 	"slices"
+	"strings"
 )
 
 // ORSet is an add-wins observed-remove set of strings. Each addition tags the
@@ -28,7 +28,7 @@ type setElem struct {
 }
 
 func cmpSetElem(a, b *setElem) int {
-	if c := cmp.Compare(a.Member, b.Member); c != 0 {
+	if c := strings.Compare(a.Member, b.Member); c != 0 {
 		return c
 	}
 	return a.Dot.Compare(b.Dot)
@@ -79,7 +79,7 @@ func (s *ORSet) Merge(o *ORSet, ctx, octx DotSet) {
 
 // Contains reports whether m is a member.
 func (s *ORSet) Contains(m string) bool {
-	i, _ := slices.BinarySearchFunc(s.e, m, func(e setElem, m string) int { return cmp.Compare(e.Member, m) })
+	i, _ := slices.BinarySearchFunc(s.e, m, func(e setElem, m string) int { return strings.Compare(e.Member, m) })
 	return i < len(s.e) && s.e[i].Member == m
 }
 

@@ -158,7 +158,7 @@ func (s Strategy) Compare(a, b Stamp) int {
 	if c := cmp.Compare(a.TS, b.TS); c != 0 {
 		return c
 	}
-	if c := cmp.Compare(a.Node, b.Node); c != 0 {
+	if c := strings.Compare(a.Node, b.Node); c != 0 {
 		return c
 	}
 	return cmp.Compare(a.Role, b.Role)

@@ -1,8 +1,8 @@
 package crdt
 
 import (
-	"cmp"
 	"slices"
+	"strings"
 )
 
 // Views read the visible value of a key under the strategy of the last join
@@ -139,7 +139,7 @@ func (e *Entry) HGet(field string) ([]byte, bool, error) {
 		if err != nil {
 			return nil, false, err
 		}
-		i, ok := slices.BinarySearchFunc(fvs, field, func(f FieldValue, n string) int { return cmp.Compare(f.Field, n) })
+		i, ok := slices.BinarySearchFunc(fvs, field, func(f FieldValue, n string) int { return strings.Compare(f.Field, n) })
 		if !ok {
 			return nil, false, nil
 		}
