@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,4 +62,33 @@ func BenchmarkHandleMessages(b *testing.B) {
 			b.ReportMetric(metricValue(b, p.m.readings)/b.Elapsed().Seconds(), "readings/s")
 		})
 	}
+}
+
+// BenchmarkHandleMessagesQoS1 measures durable single-message ingestion
+// (the QoS 1/2 path: stored and fsynced before returning) with 100
+// concurrent publishers sharing the store's group commit.
+func BenchmarkHandleMessagesQoS1(b *testing.B) {
+	st := openStore(b, b.TempDir(), func(o *store.Options) { o.MemoryLimit = 64 << 20 })
+	defer st.Close()
+	p, err := New(context.Background(), Options{Store: NewStoreBackend(st), TickInterval: -1, Logger: quietLog})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	ctx := context.Background()
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(50) // 2 cores × 50 = 100 publishers
+	b.RunParallel(func(pb *testing.PB) {
+		id := next.Add(1)
+		m := &Message{Topic: fmt.Sprintf("sensors/qos1-%d", id), Payload: []byte("21.5"), QoS: 1}
+		one := []*Message{m}
+		for pb.Next() {
+			if err := p.HandleMessages(ctx, one); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "readings/s")
 }
