@@ -134,10 +134,18 @@ func (c *hotCache[V]) update(key string, v V, fn func(), cost func() int64) {
 		fn()
 	}
 	k := cost()
-	if n, ok := s.m[key]; ok {
+	n, ok := s.m[key]
+	switch {
+	case ok && k <= c.maxItem:
+		// Update in place: no allocation on the hot write path.
+		n.v = v
+		s.bytes += k - n.cost
+		n.cost = k
+		s.touch(n)
+		s.evict()
+	case ok:
 		s.unlink(n)
-	}
-	if k <= c.maxItem {
+	case k <= c.maxItem:
 		s.insert(key, v, k)
 	}
 	s.mu.Unlock()
@@ -217,6 +225,11 @@ func (s *cacheShard[V]) insert(key string, v V, cost int64) {
 	s.m[key] = n
 	s.bytes += cost
 	s.pushFront(n)
+	s.evict()
+}
+
+// evict drops least recently used entries until the shard fits its budget.
+func (s *cacheShard[V]) evict() {
 	for s.bytes > s.max && s.lru.prev != &s.lru {
 		s.unlink(s.lru.prev)
 	}

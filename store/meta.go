@@ -24,14 +24,16 @@ import (
 
 const stateVersion = 1
 
+var metaStateKey = metaKey(metaState)
+
 func (s *Store) putState(b *pebble.Batch) {
-	v := make([]byte, 0, 40)
-	v = append(v, stateVersion)
+	v := append(s.stateBuf[:0], stateVersion)
 	v = binary.AppendUvarint(v, s.counter)
 	v = binary.BigEndian.AppendUint64(v, uint64(s.hlc.Last()))
 	v = binary.AppendUvarint(v, s.seq)
 	v = binary.AppendUvarint(v, uint64(max(s.live, 0)))
-	_ = b.Set(metaKey(metaState), v, nil)
+	s.stateBuf = v
+	_ = b.Set(metaStateKey, v, nil) // Set copies
 }
 
 func (s *Store) putContext(b *pebble.Batch) {

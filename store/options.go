@@ -112,7 +112,7 @@ type Options struct {
 	// cache, memtables and the hot-entry cache are sized from it (default
 	// 16 MiB, the standard preset).
 	MemoryLimit int64
-	// CacheSize overrides the hot-entry cache budget (default MemoryLimit/8).
+	// CacheSize overrides the hot-entry cache budget (default MemoryLimit/16).
 	CacheSize int64
 	// StorageLimit is the disk budget in bytes (0: unlimited). Above it,
 	// writes that could grow the store fail with ErrStorageFull.
@@ -189,7 +189,7 @@ func (o *Options) EnsureDefaults() {
 		o.MemoryLimit = DefaultMemoryLimit
 	}
 	if o.CacheSize == 0 {
-		o.CacheSize = o.MemoryLimit / 8
+		o.CacheSize = o.MemoryLimit / 16
 	}
 	if o.MaxKeySize == 0 {
 		o.MaxKeySize = DefaultMaxKeySize

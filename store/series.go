@@ -152,16 +152,25 @@ func (s *Store) AppendReadings(ctx context.Context, readings []Reading) error {
 		return nil
 	}
 	s.seriesMu.Lock()
+	// Check the registry limit before changing anything.
+	var added map[string]bool
+	for _, r := range readings {
+		if s.sensors[r.Sensor] == nil && !added[r.Sensor] {
+			if added == nil {
+				added = make(map[string]bool)
+			}
+			added[r.Sensor] = true
+		}
+	}
+	if len(s.sensors)+len(added) > s.opts.MaxSensors {
+		s.seriesMu.Unlock()
+		return fmt.Errorf("%w: %d sensors (MaxSensors %d)", ErrTooManyKeys, len(s.sensors)+len(added), s.opts.MaxSensors)
+	}
 	b := s.db.NewBatch()
 	touched := make(map[string]*sensorState, 1)
 	for _, r := range readings {
 		st := s.sensors[r.Sensor]
 		if st == nil {
-			if len(s.sensors) >= s.opts.MaxSensors {
-				s.seriesMu.Unlock()
-				_ = b.Close()
-				return fmt.Errorf("%w: %d sensors (MaxSensors)", ErrTooManyKeys, len(s.sensors))
-			}
 			st = &sensorState{info: SensorInfo{ID: r.Sensor}, prefix: seriesPrefix(r.Sensor)}
 			s.sensors[r.Sensor] = st
 		}
@@ -182,7 +191,8 @@ func (s *Store) AppendReadings(ctx context.Context, readings []Reading) error {
 	w, err := s.commitBatch(b, false)
 	s.seriesMu.Unlock()
 	if err != nil {
-		return err
+		// The registry in memory is ahead of Pebble now: stop writing.
+		return s.failWAL(err)
 	}
 	s.metrics.readings.Add(float64(len(readings)))
 	return s.finishCommit(w)
@@ -317,7 +327,7 @@ func (s *Store) updateSensor(sensor string, create bool, fn func(st *sensorState
 	w, err := s.commitBatch(b, false)
 	s.seriesMu.Unlock()
 	if err != nil {
-		return err
+		return s.failWAL(err)
 	}
 	return s.finishCommit(w)
 }

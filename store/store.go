@@ -33,16 +33,18 @@ type Store struct {
 	// wmu serialises mutations of replicated state: it orders dots, op
 	// sequence numbers and HLC stamps with the WAL, so WAL order is op
 	// order (the durable watermark relies on it).
-	wmu     sync.Mutex
-	counter uint64        // last dot counter issued by this node
-	seq     uint64        // last op log sequence number
-	live    int64         // live keys (not Deleted; expired until swept)
-	ctx     *crdt.Context // every dot this replica has seen
-	codec   *valueCodec
-	entBuf  []byte // scratch: encoded entry
-	recBuf  []byte // scratch: record
-	keyBuf  []byte // scratch: pebble key
-	nConfl  int    // stored conflict records
+	wmu      sync.Mutex
+	counter  uint64        // last dot counter issued by this node
+	seq      uint64        // last op log sequence number
+	live     int64         // live keys (not Deleted; expired until swept)
+	ctx      *crdt.Context // every dot this replica has seen
+	codec    *valueCodec
+	entBuf   []byte // scratch: encoded entry
+	deltaBuf []byte // scratch: encoded delta
+	stateBuf []byte // scratch: state record
+	recBuf   []byte // scratch: record
+	keyBuf   []byte // scratch: pebble key
+	nConfl   int    // stored conflict records
 
 	lastSeq   atomic.Uint64 // == seq, readable without wmu
 	liveKeys  atomic.Int64  // == live

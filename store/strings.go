@@ -80,9 +80,11 @@ func (s *Store) SetWith(ctx context.Context, key string, value []byte, o SetOpti
 	done := false
 	err := s.write(ctx, &writeReq{key: key, grows: true, creates: true, adds: len(value) + entryOverhead,
 		build: func(w *keyWriter) error {
-			exists := w.entry().Kind(w.now) != crdt.KindNone
-			if (o.NX && exists) || (o.XX && !exists) {
-				return nil
+			if o.NX || o.XX {
+				exists := w.entry().Kind(w.now) != crdt.KindNone
+				if (o.NX && exists) || (o.XX && !exists) {
+					return nil
+				}
 			}
 			var at int64
 			switch {

@@ -168,7 +168,8 @@ func (s *Store) writeKey(b *pebble.Batch, r *writeReq, now int64) (int, error) {
 	for _, op := range kw.ops {
 		s.counter = op.dot.Counter
 		s.seq++
-		o := Op{Seq: s.seq, Dot: op.dot, Stamp: op.stamp, Key: r.key, Delta: op.delta.AppendBinary(nil)}
+		s.deltaBuf = op.delta.AppendBinary(s.deltaBuf[:0])
+		o := Op{Seq: s.seq, Dot: op.dot, Stamp: op.stamp, Key: r.key, Delta: s.deltaBuf}
 		s.recBuf = o.AppendBinary(s.recBuf[:0])
 		s.keyBuf = opKey(s.keyBuf, s.seq)
 		_ = b.Set(s.keyBuf, s.recBuf, nil)

@@ -1,0 +1,125 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+)
+
+func TestEvictNeverRemovesUnsynced(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	for i := range 20 {
+		_, err := s.SetWith(ctx, fmt.Sprint("ttl", i), make([]byte, 100), SetOptions{TTL: time.Hour})
+		check(t, err)
+		check(t, s.Set(ctx, fmt.Sprint("keep", i), make([]byte, 100)))
+	}
+	res := must[EvictResult](t)(s.Evict(ctx, 1<<20))
+	if res.Keys != 0 || res.Bytes != 0 {
+		t.Fatalf("evicted unsynced data: %+v", res)
+	}
+	// The hub acknowledged the first 10 TTL keys' ops (seqs 1, 3, ..., 19).
+	check(t, s.SyncWAL(ctx))
+	check(t, s.MarkSynced(ctx, 20))
+	res = must[EvictResult](t)(s.Evict(ctx, 1<<20))
+	if res.Keys != 10 || res.Bytes < 1000 {
+		t.Fatalf("evicted %+v, want the 10 synced TTL keys", res)
+	}
+	for i := range 20 {
+		n := must[int](t)(s.Exists(ctx, fmt.Sprint("ttl", i), fmt.Sprint("keep", i)))
+		if want := 1 + boolToInt(i >= 10); n != want {
+			t.Fatalf("key %d: %d exist, want %d", i, n, want)
+		}
+	}
+	// Eviction is a replicated delete: new, unsynced ops.
+	if s.LastSeq() != 50 {
+		t.Fatalf("last seq %d", s.LastSeq())
+	}
+}
+
+func boolToInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func TestEvictLeastRecentlyUsedFirst(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	for i := range 4 {
+		_, err := s.SetWith(ctx, fmt.Sprint("k", i), make([]byte, 100), SetOptions{TTL: time.Duration(4-i) * time.Hour})
+		check(t, err)
+	}
+	check(t, s.SyncWAL(ctx))
+	check(t, s.MarkSynced(ctx, s.LastSeq()))
+	// Drop k0..k1 from the hot cache: they are the least recently used.
+	s.cache.remove("k0")
+	s.cache.remove("k1")
+	res := must[EvictResult](t)(s.Evict(ctx, 150))
+	if res.Keys != 2 {
+		t.Fatalf("%+v", res)
+	}
+	if n := must[int](t)(s.Exists(ctx, "k0", "k1")); n != 0 {
+		t.Fatal("cold keys survived while hot keys were evicted")
+	}
+}
+
+func TestEvictReadings(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, func(o *Options) { o.MaxReadingsPerSensor = 100 })
+	var rs []Reading
+	for i := range 50 {
+		rs = append(rs, Reading{Sensor: "temp-1", TS: int64(1000 + i), Value: float64(i)})
+	}
+	check(t, s.AppendReadings(ctx, rs))
+	res := must[EvictResult](t)(s.Evict(ctx, 1<<20))
+	if res.Readings != 0 {
+		t.Fatal("evicted readings not yet aggregated")
+	}
+	must[int64](t)(s.IncrBy(ctx, "agg/temp-1", 1)) // stands for the aggregate write
+	check(t, s.MarkAggregated(ctx, "temp-1", 1020))
+	res = must[EvictResult](t)(s.Evict(ctx, 1<<20))
+	if res.Readings != 0 {
+		t.Fatal("evicted readings whose aggregate is not acknowledged upstream")
+	}
+	check(t, s.SyncWAL(ctx))
+	check(t, s.MarkSynced(ctx, s.LastSeq()))
+	res = must[EvictResult](t)(s.Evict(ctx, 1<<20))
+	if res.Readings != 20 {
+		t.Fatalf("%+v, want the 20 readings before ts 1020", res)
+	}
+	left := must[[]Reading](t)(s.Readings(ctx, "temp-1", 0, 0))
+	if len(left) != 30 || left[0].TS != 1020 {
+		t.Fatalf("%d readings left, first %v", len(left), left[0])
+	}
+	if info := s.Sensors(); len(info) != 1 || info[0].Count != 30 || info[0].Total != 50 {
+		t.Fatalf("%+v", info)
+	}
+}
+
+func TestCompactAndDiskUsage(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	for i := range 200 {
+		check(t, s.Set(ctx, fmt.Sprint("k", i), make([]byte, 1000)))
+	}
+	check(t, s.Compact(ctx))
+	if s.DiskUsage() == 0 {
+		t.Fatal("no disk usage after compaction")
+	}
+}
+
+func TestStorageLimit(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, func(o *Options) { o.StorageLimit = 1 }) // any data exceeds it
+	s.refreshDiskUsage()
+	err := s.Set(ctx, "k", []byte("v"))
+	if err == nil {
+		t.Fatal("write accepted above the storage limit")
+	}
+	if _, err := s.Del(ctx, "k"); err != nil {
+		t.Fatalf("delete refused above the storage limit: %v", err)
+	}
+}
