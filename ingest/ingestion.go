@@ -93,6 +93,13 @@ func (s *SensorIngestion) ingestBatch(ctx context.Context, rs []Reading) (int, e
 	for i := range rs {
 		r := &rs[i]
 		st := s.sensors[r.Sensor]
+		if st == nil {
+			// A concurrent batch that created the sensor failed and forgot
+			// it after this batch was admitted; this batch is stored, so
+			// the sensor exists (the cap may be exceeded by that one).
+			st = &sensorState{info: SensorInfo{ID: r.Sensor, FirstSeen: now}}
+			s.sensors[r.Sensor] = st
+		}
 		st.info.add(r.Value, r.Time, now, r.Unit)
 		st.dirty = true
 	}
