@@ -1,6 +1,7 @@
 package crdt
 
 import (
+	"flag"
 	"math/rand/v2"
 	"testing"
 )
@@ -20,11 +21,16 @@ func lawResolvers() map[string]Resolver {
 	return m
 }
 
+var soakRounds = flag.Int("crdt.rounds", 0, "random histories per property test (0: 10 with -short, else 30)")
+
 func lawRounds(t *testing.T) int {
-	if testing.Short() {
-		return 15
+	switch {
+	case *soakRounds > 0:
+		return *soakRounds
+	case testing.Short():
+		return 10
 	}
-	return 60
+	return 30
 }
 
 // randomStates returns three replicas with random, partly shared histories.
