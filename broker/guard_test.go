@@ -181,8 +181,11 @@ func TestGuardDeliversPacketsBeforeTheBadOne(t *testing.T) {
 }
 
 // FuzzGuard feeds arbitrary bytes after a valid CONNECT (v5 or 3.1.1) into a
-// real mochi server through the guard. Without a recover of our own, any
-// panic in mochi's handling of what the guard let through fails the fuzz run.
+// real mochi server through the guard, over loopback TCP. The client
+// half-closes after writing, so mochi processes every byte it was given
+// (and can still answer) before it reads EOF. There is no recover of our
+// own here: any panic in mochi's handling of what the guard let through
+// fails the fuzz run.
 func FuzzGuard(f *testing.F) {
 	f.Add(true, hazardSubscribe)
 	f.Add(false, hazardSubscribe)
@@ -198,11 +201,25 @@ func FuzzGuard(f *testing.F) {
 	})
 	_ = srv.AddHook(new(allowHook), nil)
 	policy := &guardPolicy{maxPacketSize: DefaultLimits().MaxPacketSize, topicAliasMaximum: DefaultLimits().TopicAliasMaximum}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer ln.Close()
 	f.Fuzz(func(t *testing.T, v5 bool, data []byte) {
-		client, server := net.Pipe()
+		client, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer client.Close()
+		server, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
+			_ = server.SetDeadline(time.Now().Add(10 * time.Second)) // until CONNECT; then mochi's keepalive
 			_ = srv.EstablishConnection("fuzz", newGuardConn(server, policy))
 		}()
 		go func() { _, _ = io.Copy(io.Discard, client) }()
@@ -210,9 +227,8 @@ func FuzzGuard(f *testing.F) {
 		if v5 {
 			connect = connectV5
 		}
-		_ = client.SetWriteDeadline(time.Now().Add(time.Second))
 		_, _ = client.Write(append(append([]byte{}, connect...), data...))
-		_ = client.Close()
+		_ = client.(*net.TCPConn).CloseWrite()
 		<-done
 	})
 }
