@@ -26,6 +26,9 @@ import (
 // each protocol version sees); any other error is treated as a refusal with
 // reason code 0x80. A refused QoS 1/2 message is not forwarded to subscribers.
 // QoS 1 is at-least-once: a retried publish (Dup set) can be delivered twice.
+// When several handlers match a QoS 1/2 message they are called in
+// registration order and the first refusal ends the dispatch: handlers
+// before it have the message, and will see it again when the client resends.
 //
 // HandleMessages must not keep the slice after it returns and must not modify
 // the messages; it may keep the messages themselves. It is called from one
