@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -118,12 +119,24 @@ func TestPipelineFlushAndRollupCommands(t *testing.T) {
 	if bs := n.buckets("a"); len(bs) != 2 || !bs[0].Open || bs[0].Width != "1m" || bs[1].Width != "1h" {
 		t.Fatalf("buckets = %+v", bs)
 	}
+	for _, bad := range []string{"-5", "yesterday"} {
+		if _, err := n.cmd("SENSOR.BUCKETS", "a", bad); !errors.Is(err, ErrBadArgument) {
+			t.Fatalf("SENSOR.BUCKETS a %s: %v", bad, err)
+		}
+	}
+	v, err := n.cmd("SENSOR.BUCKETS", "a", strconv.FormatInt(t0.Unix(), 10), strconv.FormatInt(t0.Add(time.Minute).Unix(), 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bs := v.([]BucketReply); len(bs) != 2 {
+		t.Fatalf("buckets in [12:00, 12:01) = %+v", bs)
+	}
 	_ = n.p.SetRollup(context.Background(), true)
 	n.publishAt(t0.Add(2*time.Minute), "sensors/a", "2")
 	if st := n.p.Aggregator().Stats(); st.Open != 1 {
 		t.Fatalf("roll-up still feeds the minute width: %+v", st)
 	}
-	_, err := n.cmd("SENSOR.FLUSH")
+	_, err = n.cmd("SENSOR.FLUSH")
 	if NewStoreBackend(n.st).agg == nil {
 		if !errors.Is(err, ErrNoAggregates) {
 			t.Fatalf("flush without aggregate support: %v", err)
@@ -136,11 +149,18 @@ func TestPipelineFlushAndRollupCommands(t *testing.T) {
 	if st := n.p.Aggregator().Stats(); st.Open != 0 || st.Pending != 0 {
 		t.Fatalf("after flush: %+v", st)
 	}
-	v, err := n.cmd("SENSOR.BUCKETS", "a", "0", "99999999999")
+	v, err = n.cmd("SENSOR.BUCKETS", "a", "0", "99999999999")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if bs := v.([]BucketReply); len(bs) != 2 {
 		t.Fatalf("closed buckets = %+v", bs)
+	}
+	v, err = n.cmd("SENSOR.BUCKETS", "a", t0.Add(time.Minute).Format(time.RFC3339))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bs := v.([]BucketReply); len(bs) != 0 {
+		t.Fatalf("buckets from 12:01 = %+v", bs)
 	}
 }

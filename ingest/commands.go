@@ -124,7 +124,7 @@ func Commands(p *Pipeline) []Command {
 		},
 		{
 			Name: "SENSOR.BUCKETS", MinArgs: 1, MaxArgs: 3, ReadOnly: true,
-			Help: "SENSOR.BUCKETS <id> [n | from to] — open and recently closed buckets, newest first (from/to: unix seconds or RFC 3339)",
+			Help: "SENSOR.BUCKETS <id> [n | from [to]] — open and recently closed buckets, newest first (from/to: unix seconds or RFC 3339)",
 			Run: func(_ context.Context, args []string) (any, error) {
 				return bucketsCommand(p, args)
 			},
@@ -153,9 +153,14 @@ func bucketsCommand(p *Pipeline, args []string) (any, error) {
 	var from, to time.Time
 	switch len(args) {
 	case 2:
+		// A small integer is a count; anything else (unix seconds, RFC 3339)
+		// is the start of the range, as in SENSOR.BUCKETS <id> <from>.
 		var err error
 		if n, err = countArg(args, 1, defaultBuckets, maxBuckets); err != nil {
-			return nil, err
+			if from, err = timeArg(args[1]); err != nil {
+				return nil, fmt.Errorf("%w: %q is neither a count (1..%d) nor a time", ErrBadArgument, args[1], maxBuckets)
+			}
+			n = maxBuckets
 		}
 	case 3:
 		var err error
