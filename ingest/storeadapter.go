@@ -20,9 +20,22 @@ var ErrNoAggregates = errors.New("ingest: store cannot merge aggregates")
 const stateNamePrefix = "ingest:"
 
 // aggregateMerger is the store call that adds a partial into this node's
-// partial of a replicated aggregate key (see docs/DESIGN.md, store).
+// partial of a replicated aggregate key (see docs/DESIGN.md, store). The
+// store may call it AggregateMerge or AggregateAdd; either way it must
+// *add* (combine) p into this node's partial, not replace it: a late
+// partial of an interval is merged into the same key.
 type aggregateMerger interface {
 	AggregateMerge(ctx context.Context, key string, p crdt.Partial) error
+}
+
+type aggregateAdder interface {
+	AggregateAdd(ctx context.Context, key string, p crdt.Partial) error
+}
+
+type addAsMerge struct{ a aggregateAdder }
+
+func (m addAsMerge) AggregateMerge(ctx context.Context, key string, p crdt.Partial) error {
+	return m.a.AggregateAdd(ctx, key, p)
 }
 
 // StoreBackend adapts *store.Store to Store.
@@ -41,8 +54,11 @@ type StoreBackend struct {
 // readings is in.
 func NewStoreBackend(s *store.Store) *StoreBackend {
 	b := &StoreBackend{s: s}
-	if m, ok := any(s).(aggregateMerger); ok {
+	switch m := any(s).(type) {
+	case aggregateMerger:
 		b.agg = m
+	case aggregateAdder:
+		b.agg = addAsMerge{m}
 	}
 	b.bufs.New = func() any { buf := make([]store.Reading, 0, 256); return &buf }
 	return b
