@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/ferrite-edge/ferrite/crdt"
@@ -222,9 +224,9 @@ type StateEntry struct {
 	Entry []byte // encoded crdt.Entry
 }
 
-// ExportState calls fn with every key's encoded entry, from a consistent
-// snapshot, and returns the context of that snapshot. fn must not retain
-// the entry bytes.
+// ExportState calls fn with every key's encoded entry in ascending key
+// order, from a consistent snapshot, and returns the context of that
+// snapshot. fn must not retain the entry bytes.
 func (s *Store) ExportState(ctx context.Context, fn func(key string, entry []byte) error) (*crdt.Context, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -278,34 +280,56 @@ func (s *Store) recordEntryBytes(buf *[]byte, v []byte) ([]byte, error) {
 }
 
 // MergeState joins a chunk of a peer's full state (whose context is
-// remoteCtx) into the store, durably, and returns the conflicts. Call
-// FinishMergeState once every chunk is merged.
-func (s *Store) MergeState(ctx context.Context, remoteCtx *crdt.Context, chunk []StateEntry) ([]crdt.Conflict, error) {
+// remoteCtx) into the store, durably, and returns the conflicts.
+//
+// Chunks come in ascending key order, as ExportState produces them. A chunk
+// covers the key range (after, last key of the chunk]: after is the last
+// key of the previous chunk ("" for the first). Local keys in that range
+// the chunk lacks are joined with an empty entry, so data the peer saw and
+// removed dies; no set of the peer's keys is ever held in memory. Call
+// FinishMergeState with the last chunk's last key to cover the rest of the
+// keyspace and merge the peer's context.
+func (s *Store) MergeState(ctx context.Context, remoteCtx *crdt.Context, after string, chunk []StateEntry) ([]crdt.Conflict, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := s.enter(); err != nil {
-		return nil, err
+	if len(chunk) == 0 {
+		return nil, nil
 	}
-	defer s.leave()
 	remotes := make([]*crdt.Entry, len(chunk))
+	prev := after
 	for i, se := range chunk {
+		if se.Key <= prev && !(i == 0 && after == "") {
+			return nil, fmt.Errorf("%w: state chunk keys not ascending after %q", ErrSyntax, prev)
+		}
+		prev = se.Key
 		e, err := crdt.DecodeEntry(se.Entry)
 		if err != nil {
 			return nil, fmt.Errorf("state of key %q: %w", se.Key, err)
 		}
 		remotes[i] = e
 	}
-	return s.mergeEntries(remoteCtx, len(chunk), func(i int) (string, *crdt.Entry) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	all, err := s.mergeMissing(ctx, remoteCtx, after, chunk[len(chunk)-1].Key, func(k string) bool {
+		_, found := slices.BinarySearchFunc(chunk, k, func(e StateEntry, k string) int { return strings.Compare(e.Key, k) })
+		return found
+	})
+	if err != nil {
+		return all, err
+	}
+	confl, err := s.mergeEntries(remoteCtx, len(chunk), func(i int) (string, *crdt.Entry) {
 		return chunk[i].Key, remotes[i]
 	}, false)
+	return append(all, confl...), err
 }
 
-// FinishMergeState ends a FullSync: every local key the peer did not send
-// (seen reports the keys it sent) is joined with an empty entry, so data
-// the peer saw and removed dies; then the peer's context is merged into
-// ours. Both durably.
-func (s *Store) FinishMergeState(ctx context.Context, remoteCtx *crdt.Context, seen func(key string) bool) ([]crdt.Conflict, error) {
+// FinishMergeState ends a FullSync: local keys after the last chunk's last
+// key (after; "" if the peer sent no key) are joined with an empty entry,
+// then the peer's context is merged into ours, durably.
+func (s *Store) FinishMergeState(ctx context.Context, remoteCtx *crdt.Context, after string) ([]crdt.Conflict, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -313,36 +337,61 @@ func (s *Store) FinishMergeState(ctx context.Context, remoteCtx *crdt.Context, s
 		return nil, err
 	}
 	defer s.leave()
-	var missing []string
-	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: []byte{prefixData}, UpperBound: []byte{prefixData + 1}})
+	all, err := s.mergeMissing(ctx, remoteCtx, after, "", nil)
 	if err != nil {
-		return nil, err
+		return all, err
 	}
-	for it.First(); it.Valid(); it.Next() {
-		if k := string(it.Key()[1:]); !seen(k) {
-			missing = append(missing, k)
-		}
-	}
-	if err := it.Close(); err != nil {
-		return nil, err
-	}
+	confl, err := s.mergeEntries(remoteCtx, 0, nil, true)
+	return append(all, confl...), err
+}
+
+// mergeMissingBatch bounds the keys merged per batch by mergeMissing.
+const mergeMissingBatch = 256
+
+// mergeMissing joins every local key in (after, upTo] ("" upTo: to the
+// end) that present does not report with an empty entry, in batches.
+func (s *Store) mergeMissing(ctx context.Context, remoteCtx *crdt.Context, after, upTo string, present func(string) bool) ([]crdt.Conflict, error) {
 	var all []crdt.Conflict
-	const chunk = 256
-	for lo := 0; lo < len(missing) || lo == 0; lo += chunk {
-		part := missing[lo:min(lo+chunk, len(missing))]
-		last := lo+chunk >= len(missing)
-		confl, err := s.mergeEntries(remoteCtx, len(part), func(i int) (string, *crdt.Entry) {
-			return part[i], new(crdt.Entry)
-		}, last)
+	lo := dataKey(nil, after)
+	if after != "" {
+		lo = append(lo, 0) // exclusive
+	}
+	hi := []byte{prefixData + 1}
+	if upTo != "" {
+		hi = append(dataKey(nil, upTo), 0) // inclusive
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return all, err
+		}
+		var missing []string
+		it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 		if err != nil {
 			return all, err
 		}
-		all = append(all, confl...)
-		if last {
-			break
+		for it.First(); it.Valid() && len(missing) < mergeMissingBatch; it.Next() {
+			lo = append(append(lo[:0], it.Key()...), 0)
+			if k := string(it.Key()[1:]); present == nil || !present(k) {
+				missing = append(missing, k)
+			}
+		}
+		done := !it.Valid()
+		if err := it.Close(); err != nil {
+			return all, err
+		}
+		if len(missing) > 0 {
+			confl, err := s.mergeEntries(remoteCtx, len(missing), func(i int) (string, *crdt.Entry) {
+				return missing[i], new(crdt.Entry)
+			}, false)
+			all = append(all, confl...)
+			if err != nil {
+				return all, err
+			}
+		}
+		if done {
+			return all, nil
 		}
 	}
-	return all, nil
 }
 
 // mergeEntries joins n remote entries (given by at) under remoteCtx and,

@@ -296,20 +296,20 @@ func fullSync(t *testing.T, from, to *Store) {
 	t.Helper()
 	ctx := context.Background()
 	var chunk []StateEntry
-	seen := make(map[string]bool)
 	var entries []StateEntry
 	rctx, err := from.ExportState(ctx, func(k string, e []byte) error {
 		entries = append(entries, StateEntry{Key: k, Entry: bytes.Clone(e)})
-		seen[k] = true
 		return nil
 	})
 	check(t, err)
+	after := ""
 	for len(entries) > 0 {
 		n := min(3, len(entries))
 		chunk, entries = entries[:n], entries[n:]
-		must[[]crdt.Conflict](t)(to.MergeState(ctx, rctx, chunk))
+		must[[]crdt.Conflict](t)(to.MergeState(ctx, rctx, after, chunk))
+		after = chunk[len(chunk)-1].Key
 	}
-	must[[]crdt.Conflict](t)(to.FinishMergeState(ctx, rctx, func(k string) bool { return seen[k] }))
+	must[[]crdt.Conflict](t)(to.FinishMergeState(ctx, rctx, after))
 }
 
 func TestConflictsTable(t *testing.T) {
@@ -341,5 +341,31 @@ func TestConflictsTable(t *testing.T) {
 	}
 	if cs := must[[]ConflictRecord](t)(p.a.Conflicts(ctx, 0)); len(cs) != 0 {
 		t.Fatalf("%d conflicts after clear", len(cs))
+	}
+}
+
+func TestFullStateMergeDeletesAcrossChunks(t *testing.T) {
+	ctx := context.Background()
+	p := newPair(t, crdt.CrdtMerge, newTestClock(), newTestClock())
+	for i := range 20 {
+		check(t, p.a.Set(ctx, fmt.Sprintf("k%02d", i), []byte("v")))
+	}
+	p.exchange(t)
+	// a deletes every other key and the deletes never reach b as ops.
+	for i := 0; i < 20; i += 2 {
+		must[int](t)(p.a.Del(ctx, fmt.Sprintf("k%02d", i)))
+	}
+	check(t, p.a.SyncWAL(ctx))
+	check(t, p.a.PruneOps(ctx, p.a.LastSeq()))
+	fullSync(t, p.a, p.b)
+	if n := must[int64](t)(p.b.DBSize(ctx)); n != 10 {
+		t.Fatalf("b has %d keys after the full sync, want 10", n)
+	}
+	fullSync(t, p.b, p.a)
+	assertConverged(t, p.a, p.b)
+	// Chunks out of order are refused.
+	rctx := p.a.Context()
+	if _, err := p.b.MergeState(ctx, rctx, "k05", []StateEntry{{Key: "k03"}}); err == nil {
+		t.Fatal("a chunk before its range was accepted")
 	}
 }
