@@ -151,7 +151,7 @@
 // building block have a versioned, deterministic binary encoding
 // (AppendBinary, Decode*): a format byte, uvarints, node ids interned once
 // per value so a dot costs about two bytes plus its counter. A register or
-// counter delta is 30-40 bytes. Decoders are strict: they accept only the
+// counter delta is 30-45 bytes. Decoders are strict: they accept only the
 // canonical encoding of a valid value (sorted, minimal, no unused table
 // entries), return ErrCorrupt for anything else, never panic, and never size
 // an allocation from unchecked input; decoding and re-encoding gives back

@@ -85,15 +85,15 @@ func NewHLC(clock func() int64, maxSkew time.Duration) *HLC {
 func (c *HLC) Now() Timestamp {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.last = c.next(c.last)
+	c.last = next(c.last, clampPhysical(c.clock()))
 	return c.last
 }
 
 // next returns the smallest timestamp > floor that is not behind the wall
-// clock. Packing makes logical overflow carry into the physical part.
-func (c *HLC) next(floor Timestamp) Timestamp {
-	wall := NewTimestamp(c.clock(), 0)
-	if wall > floor {
+// clock (Unix ms). Packing makes logical overflow carry into the physical
+// part.
+func next(floor Timestamp, wallMillis int64) Timestamp {
+	if wall := NewTimestamp(wallMillis, 0); wall > floor {
 		return wall
 	}
 	if floor == ^Timestamp(0) {
@@ -115,7 +115,7 @@ func (c *HLC) Update(remote Timestamp) (Timestamp, error) {
 		return 0, fmt.Errorf("%w: remote %s is %d ms ahead of local wall clock %d (max %d ms)",
 			ErrClockSkew, remote, remote.Physical()-wall, wall, c.maxSkew)
 	}
-	c.last = c.next(max(c.last, remote))
+	c.last = next(max(c.last, remote), wall)
 	return c.last, nil
 }
 
