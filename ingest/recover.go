@@ -33,7 +33,6 @@ func (s *SensorIngestion) load(ctx context.Context, log *slog.Logger) error {
 		info  SensorInfo
 		marks []persistedMark
 		total uint64
-		state bool
 	}
 	all := map[string]*restored{}
 	err := s.store.SensorStates(ctx, func(id string, b []byte) bool {
@@ -42,7 +41,7 @@ func (s *SensorIngestion) load(ctx context.Context, log *slog.Logger) error {
 			log.Warn("discarding unreadable sensor checkpoint; aggregates restart from the ring", "sensor", id, "err", err)
 			info = SensorInfo{ID: id}
 		}
-		all[id] = &restored{info: info, marks: marks, state: err == nil}
+		all[id] = &restored{info: info, marks: marks}
 		return true
 	})
 	if err != nil {
@@ -67,36 +66,9 @@ func (s *SensorIngestion) load(ctx context.Context, log *slog.Logger) error {
 	slices.Sort(ids)
 	for _, id := range ids {
 		r := all[id]
-		st := &sensorState{info: r.info, marks: make([]int64, len(s.widths))}
-		for _, m := range r.marks {
-			if wi := slices.Index(s.widths, int64(m.width)); wi >= 0 {
-				st.marks[wi] = m.until
-				if s.agg != nil {
-					s.agg.Restore(id, m.width, time.Unix(0, m.until))
-				}
-			}
-		}
-		missing := uint64(0)
-		if r.total > st.info.Count {
-			missing = r.total - st.info.Count
-		}
-		if missing > 0 || s.agg != nil {
-			rs, err := s.store.Readings(ctx, id, time.Time{}, time.Time{})
-			if err != nil {
-				return fmt.Errorf("ingest: replay sensor %q: %w", id, err)
-			}
-			if missing > uint64(len(rs)) {
-				log.Warn("readings evicted from the ring before they were checkpointed; running aggregates miss them",
-					"sensor", id, "missing", missing-uint64(len(rs)))
-			}
-			tail := rs[len(rs)-int(min(missing, uint64(len(rs)))):]
-			for _, rd := range tail {
-				st.info.add(rd.Value, rd.Time, rd.Time, "")
-			}
-			st.dirty = missing > 0
-			if s.agg != nil {
-				s.agg.replayBatch(id, rs, now)
-			}
+		st, err := s.restoreSensor(ctx, log, id, r.info, r.marks, r.total, now)
+		if err != nil {
+			return err
 		}
 		s.sensors[id] = st
 	}
@@ -104,6 +76,45 @@ func (s *SensorIngestion) load(ctx context.Context, log *slog.Logger) error {
 		log.Info("sensor registry restored", "sensors", len(ids))
 	}
 	return nil
+}
+
+// restoreSensor rebuilds one sensor's state from its checkpoint and the
+// raw ring: readings appended after the checkpoint are folded into the
+// running aggregates, and the open buckets are replayed.
+func (s *SensorIngestion) restoreSensor(ctx context.Context, log *slog.Logger, id string, info SensorInfo,
+	marks []persistedMark, total uint64, now time.Time) (*sensorState, error) {
+	st := &sensorState{info: info, marks: make([]int64, len(s.widths))}
+	for _, m := range marks {
+		if wi := slices.Index(s.widths, int64(m.width)); wi >= 0 {
+			st.marks[wi] = m.until
+			if s.agg != nil {
+				s.agg.Restore(id, m.width, time.Unix(0, m.until))
+			}
+		}
+	}
+	missing := uint64(0)
+	if total > st.info.Count {
+		missing = total - st.info.Count
+	}
+	if missing == 0 && s.agg == nil {
+		return st, nil
+	}
+	rs, err := s.store.Readings(ctx, id, time.Time{}, time.Time{})
+	if err != nil {
+		return nil, fmt.Errorf("ingest: replay sensor %q: %w", id, err)
+	}
+	if missing > uint64(len(rs)) {
+		log.Warn("readings evicted from the ring before they were checkpointed; running aggregates miss them",
+			"sensor", id, "missing", missing-uint64(len(rs)))
+	}
+	for _, rd := range rs[len(rs)-int(min(missing, uint64(len(rs)))):] {
+		st.info.add(rd.Value, rd.Time, rd.Time, "")
+	}
+	st.dirty = missing > 0
+	if s.agg != nil {
+		s.agg.replayBatch(id, rs, now)
+	}
+	return st, nil
 }
 
 // replayBatch adds a sensor's retained raw readings after a restart. A
@@ -133,4 +144,34 @@ func (a *EdgeAggregator) replayBatch(sensor string, rs []Reading, now time.Time)
 			b.add(ts, r.Value)
 		}
 	}
+}
+
+// drainPendingMarks is DrainPending plus, atomically with it, the closed
+// watermark of every series with a non-late bucket in the batch, per width
+// index. Once the batch is written the marks may be persisted: every
+// bucket before them has been written (or dropped by the pending cap).
+func (a *EdgeAggregator) drainPendingMarks() ([]Bucket, map[string][]int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := a.pending
+	a.pending = nil
+	var marks map[string][]int64
+	for i := range out {
+		if out[i].Late {
+			continue
+		}
+		if marks == nil {
+			marks = make(map[string][]int64)
+		}
+		s := out[i].Sensor
+		if _, ok := marks[s]; ok {
+			continue
+		}
+		ms := make([]int64, len(a.widths))
+		for wi := range a.widths {
+			ms[wi] = a.closedUntil[seriesID{s, wi}]
+		}
+		marks[s] = ms
+	}
+	return out, marks
 }

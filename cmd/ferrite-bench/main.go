@@ -33,7 +33,18 @@ func main() {
 	os.Exit(realMain(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// options are the parsed command line.
+type options struct {
+	targets    []target
+	base       runConfig // everything but the target
+	jsonOut    string
+	gentle     bool
+	duration   time.Duration
+	gentleAddr string
+}
+
+// parseFlags parses args; a non-negative code means exit with it.
+func parseFlags(args []string, stderr io.Writer) (*options, int) {
 	fs := flag.NewFlagSet("ferrite-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
@@ -60,36 +71,48 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return 0
+			return nil, 0
 		}
-		return 2
+		return nil, 2
 	}
 	f, ok := formats[*formatName]
 	if !ok {
 		fmt.Fprintf(stderr, "ferrite-bench: unknown -format %q (want one of %s)\n", *formatName, strings.Join(formatNames(), ", "))
-		return 2
+		return nil, 2
 	}
 	tgts, err := parseTargets(targets, pids, *broker)
 	if err != nil {
 		fmt.Fprintln(stderr, "ferrite-bench:", err)
-		return 2
+		return nil, 2
 	}
-	if *gentle {
-		return runGentle(ctx, tgts[0].broker, *duration, stdout, stderr)
-	}
-	if *publishers < 1 || *qos < 0 || *qos > 1 || *rate < 0 || *duration <= 0 || *inflight < 1 || (*client != "raw" && *client != "paho") {
+	if !*gentle && (*publishers < 1 || *qos < 0 || *qos > 1 || *rate < 0 || *duration <= 0 || *inflight < 1 || (*client != "raw" && *client != "paho")) {
 		fmt.Fprintln(stderr, "ferrite-bench: need -publishers >= 1, -qos 0|1, -rate >= 0, -duration > 0, -inflight >= 1, -client raw|paho")
-		return 2
+		return nil, 2
+	}
+	return &options{
+		targets: tgts, jsonOut: *jsonOut, gentle: *gentle, duration: *duration, gentleAddr: tgts[0].broker,
+		base: runConfig{
+			publishers: *publishers, rate: *rate, duration: *duration, qos: byte(*qos), format: f, client: *client,
+			subscribe: *subscribe, verify: *verify, inflight: *inflight, drain: *drain,
+		},
+	}, -1
+}
+
+func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, code := parseFlags(args, stderr)
+	if code >= 0 {
+		return code
+	}
+	if o.gentle {
+		return runGentle(ctx, o.gentleAddr, o.duration, stdout, stderr)
 	}
 	var results []*result
-	for _, t := range tgts {
-		cfg := runConfig{
-			target: t.name, broker: t.broker, pid: t.pid, publishers: *publishers, rate: *rate, duration: *duration,
-			qos: byte(*qos), format: f, client: *client, subscribe: *subscribe, verify: *verify, inflight: *inflight,
-			runID: strconv.FormatInt(time.Now().UnixNano()%1e9, 36), drain: *drain,
-		}
+	for _, t := range o.targets {
+		cfg := o.base
+		cfg.target, cfg.broker, cfg.pid = t.name, t.broker, t.pid
+		cfg.runID = strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
 		fmt.Fprintf(stderr, "ferrite-bench: %s (%s): %d publishers, %s, QoS %d, %s, rate %s…\n",
-			t.name, t.broker, cfg.publishers, cfg.duration, cfg.qos, f.name, rateString(cfg.rate))
+			t.name, t.broker, cfg.publishers, cfg.duration, cfg.qos, cfg.format.name, rateString(cfg.rate))
 		res, err := run(ctx, cfg)
 		if err != nil {
 			fmt.Fprintf(stderr, "ferrite-bench: %s: %v\n", t.name, err)
@@ -101,8 +124,8 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 	}
 	printTable(stdout, results)
-	if *jsonOut != "" {
-		if err := writeJSON(*jsonOut, stdout, results); err != nil {
+	if o.jsonOut != "" {
+		if err := writeJSON(o.jsonOut, stdout, results); err != nil {
 			fmt.Fprintln(stderr, "ferrite-bench:", err)
 			return 1
 		}

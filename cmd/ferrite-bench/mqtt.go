@@ -40,7 +40,8 @@ type rawConn struct {
 	w  *bufio.Writer
 	id uint16
 	// scratch for packet bodies
-	hdr [5]byte
+	hdr    [5]byte
+	closed bool
 }
 
 // dialAddr turns tcp://host:port or host:port into host:port.
@@ -221,7 +222,13 @@ func (rc *rawConn) puback(id uint16) {
 	rc.w.Write([]byte{pktPuback << 4, 2, byte(id >> 8), byte(id)})
 }
 
+// close sends DISCONNECT and closes the connection; later calls do nothing.
+// Not safe for concurrent use (the publisher goroutine owns the writer).
 func (rc *rawConn) close() error {
+	if rc.closed {
+		return nil
+	}
+	rc.closed = true
 	rc.w.Write([]byte{pktDisconnect << 4, 0})
 	rc.w.Flush()
 	return rc.c.Close()

@@ -81,33 +81,8 @@ func run(ctx context.Context, cfg runConfig) (*result, error) {
 		defer sub.close()
 	}
 	cpu0, _ := procCPU(cfg.pid)
-	pubCtx, cancel := context.WithTimeout(ctx, cfg.duration)
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make(chan error, cfg.publishers)
 	began := time.Now()
-	for i := range cfg.publishers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var err error
-			if cfg.client == "paho" {
-				err = publishPaho(pubCtx, cfg, i, start, &cnt)
-			} else {
-				err = publishRaw(pubCtx, cfg, i, start, &cnt)
-			}
-			if err != nil && pubCtx.Err() == nil {
-				errs <- err
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(began)
-	close(errs)
-	for err := range errs {
-		cnt.errors.Add(1)
-		fmt.Fprintf(os.Stderr, "ferrite-bench: %s: publisher: %v\n", cfg.target, err)
-	}
+	elapsed := runPublishers(ctx, cfg, start, &cnt)
 	if sub != nil {
 		sub.waitDrain(ctx, cfg, &cnt)
 		res.Received = cnt.received.Load()
@@ -144,6 +119,39 @@ func run(ctx context.Context, cfg runConfig) (*result, error) {
 	return res, nil
 }
 
+// runPublishers runs cfg.publishers publishers for cfg.duration and
+// returns how long they took (until the last one stopped).
+func runPublishers(ctx context.Context, cfg runConfig, start time.Time, cnt *counters) time.Duration {
+	pubCtx, cancel := context.WithTimeout(ctx, cfg.duration)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, cfg.publishers)
+	began := time.Now()
+	for i := range cfg.publishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			if cfg.client == "paho" {
+				err = publishPaho(pubCtx, cfg, i, start, cnt)
+			} else {
+				err = publishRaw(pubCtx, cfg, i, start, cnt)
+			}
+			if err != nil && pubCtx.Err() == nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(began)
+	close(errs)
+	for err := range errs {
+		cnt.errors.Add(1)
+		fmt.Fprintf(os.Stderr, "ferrite-bench: %s: publisher: %v\n", cfg.target, err)
+	}
+	return elapsed
+}
+
 // pacer spreads sends of one publisher over time (open loop): at any
 // moment it allows floor(elapsed × rate) messages in total.
 type pacer struct {
@@ -175,26 +183,12 @@ func publishRaw(ctx context.Context, cfg runConfig, i int, start time.Time, cnt 
 	defer rc.close()
 	topic := cfg.format.topic(cfg.runID, i)
 	var window chan struct{}
-	readerDone := make(chan struct{})
 	if cfg.qos > 0 {
 		window = make(chan struct{}, cfg.inflight)
-		go func() {
-			defer close(readerDone)
-			var buf []byte
-			for {
-				typ, b, err := rc.readPacket(buf)
-				if err != nil {
-					return
-				}
-				buf = b
-				if typ>>4 == pktPuback {
-					cnt.acked.Add(1)
-					<-window
-				}
-			}
-		}()
-	} else {
-		close(readerDone)
+		done := make(chan struct{})
+		go readAcks(rc, window, cnt, done)
+		// The reader ends when the connection closes.
+		defer func() { rc.close(); <-done }()
 	}
 	pc := pacer{rate: cfg.rate / float64(cfg.publishers), start: time.Now()}
 	payload := make([]byte, 0, 256)
@@ -246,6 +240,24 @@ func publishRaw(ctx context.Context, cfg runConfig, i int, start time.Time, cnt 
 		}
 	}
 	return nil
+}
+
+// readAcks counts PUBACKs and frees their in-flight slots until the
+// connection closes.
+func readAcks(rc *rawConn, window chan struct{}, cnt *counters, done chan struct{}) {
+	defer close(done)
+	var buf []byte
+	for {
+		typ, b, err := rc.readPacket(buf)
+		if err != nil {
+			return
+		}
+		buf = b
+		if typ>>4 == pktPuback {
+			cnt.acked.Add(1)
+			<-window
+		}
+	}
 }
 
 func publishPaho(ctx context.Context, cfg runConfig, i int, start time.Time, cnt *counters) error {
