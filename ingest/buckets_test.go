@@ -61,8 +61,9 @@ func TestPipelineBucketsWrittenAndRebuilt(t *testing.T) {
 			n.publishAt(t0.Add(75*time.Second), "sensors/a", "10")
 			n.restart(crash, nil)
 			bs := n.buckets("a")
-			if len(bs) != 1 || !bs[0].Open || bs[0].Count != 1 || bs[0].Sum != 10 || !bs[0].Start.Equal(t0.Add(time.Minute)) {
-				t.Fatalf("rebuilt buckets = %+v", bs)
+			if len(bs) != 2 || !bs[0].Open || bs[0].Count != 1 || bs[0].Sum != 10 || !bs[0].Start.Equal(t0.Add(time.Minute)) ||
+				bs[1].Open || bs[1].Count != 3 || bs[1].Sum != 6 || !bs[1].Start.Equal(t0) {
+				t.Fatalf("buckets after restart (open 12:01 rebuilt, stored 12:00) = %+v", bs)
 			}
 			if st := n.p.Aggregator().Stats(); st.LateMerged != 0 || st.Open != 1 {
 				t.Fatalf("replay re-added a written bucket: %+v", st)
@@ -84,6 +85,9 @@ func TestPipelineBucketsWrittenAndRebuilt(t *testing.T) {
 			if agg.Count != 4 || agg.Sum != 10 || agg.Min != 1 || agg.Max != 4 ||
 				agg.FirstTS != t0.Add(time.Second).UnixMilli() || agg.LastTS != t0.Add(30*time.Second).UnixMilli() {
 				t.Fatalf("agg/a/1m/%d = %+v", t0.Unix(), agg)
+			}
+			if bs := n.buckets("a"); len(bs) != 2 || bs[1].Count != 4 || bs[0].Count != 1 || bs[0].Open {
+				t.Fatalf("SENSOR.BUCKETS after the late partial = %+v", bs)
 			}
 			// The bucket rebuilt from the ring after the restart was written once.
 			agg, err = n.st.Aggregate(context.Background(), BucketKey("a", time.Minute, t0.Add(time.Minute)))

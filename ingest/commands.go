@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -65,8 +66,8 @@ type BucketReply struct {
 	Max   float64   `json:"max"`
 	Avg   float64   `json:"avg"`
 	Sum   float64   `json:"sum"`
-	Open  bool      `json:"open,omitempty"`
-	Late  bool      `json:"late,omitempty"`
+	// Open: still accepting readings (in memory, not yet written).
+	Open bool `json:"open,omitempty"`
 }
 
 // Commands returns SENSOR.STATS, SENSOR.LATEST, SENSOR.LIST,
@@ -124,9 +125,9 @@ func Commands(p *Pipeline) []Command {
 		},
 		{
 			Name: "SENSOR.BUCKETS", MinArgs: 1, MaxArgs: 3, ReadOnly: true,
-			Help: "SENSOR.BUCKETS <id> [n | from [to]] — open and recently closed buckets, newest first (from/to: unix seconds or RFC 3339)",
-			Run: func(_ context.Context, args []string) (any, error) {
-				return bucketsCommand(p, args)
+			Help: "SENSOR.BUCKETS <id> [n | from [to]] — stored (replicated) and open buckets, newest first (from/to: unix seconds or RFC 3339)",
+			Run: func(ctx context.Context, args []string) (any, error) {
+				return bucketsCommand(ctx, p, args)
 			},
 		},
 		{
@@ -142,15 +143,20 @@ func Commands(p *Pipeline) []Command {
 	}
 }
 
-func bucketsCommand(p *Pipeline, args []string) (any, error) {
+// bucketsCommand lists a sensor's buckets, newest first: the replicated
+// values written to the store (read by key, so they include late
+// partials and every origin) and the buckets still open in memory.
+func bucketsCommand(ctx context.Context, p *Pipeline, args []string) (any, error) {
 	if p.agg == nil {
 		return nil, fmt.Errorf("%w: aggregation is disabled", ErrBadArgument)
 	}
-	if _, ok := p.ingestion.Aggregate(args[0]); !ok {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownSensor, args[0])
+	id := args[0]
+	if _, ok := p.ingestion.Aggregate(id); !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownSensor, id)
 	}
+	now := p.opts.Clock.Now()
 	n := defaultBuckets
-	var from, to time.Time
+	from, to := time.Time{}, now.Add(time.Nanosecond)
 	switch len(args) {
 	case 2:
 		// A small integer is a count; anything else (unix seconds, RFC 3339)
@@ -172,20 +178,50 @@ func bucketsCommand(p *Pipeline, args []string) (any, error) {
 		}
 		n = maxBuckets
 	}
-	out := []BucketReply{}
-	for _, b := range p.agg.Buckets(args[0], 0) {
-		if (!from.IsZero() && b.Start.Before(from)) || (!to.IsZero() && !b.Start.Before(to)) {
-			continue
+	var out []Bucket
+	for _, b := range p.agg.Buckets(id, 0) {
+		if b.Open && !b.Start.Before(from) && b.Start.Before(to) {
+			out = append(out, b)
 		}
-		if len(out) == n {
-			break
+	}
+	// Stored buckets: walk back from the newest interval before `to`, per
+	// width, reading at most n keys per width.
+	for _, w := range p.agg.Config().Widths {
+		start := time.Unix(0, alignDown(to.Add(-time.Nanosecond).UnixNano(), int64(w))).UTC()
+		for i := 0; i < n && !start.Before(from); i++ {
+			b, err := p.opts.Store.ReadBucket(ctx, Bucket{Sensor: id, Width: w, Start: start})
+			if err != nil {
+				return nil, err
+			}
+			if b.Count > 0 {
+				out = append(out, b)
+			}
+			start = start.Add(-w)
 		}
-		out = append(out, BucketReply{
+	}
+	slices.SortStableFunc(out, func(x, y Bucket) int {
+		if c := y.Start.Compare(x.Start); c != 0 {
+			return c
+		}
+		if x.Width != y.Width {
+			return int(x.Width - y.Width)
+		}
+		if x.Open != y.Open {
+			if x.Open {
+				return -1
+			}
+			return 1
+		}
+		return 0
+	})
+	replies := []BucketReply{}
+	for _, b := range out[:min(n, len(out))] {
+		replies = append(replies, BucketReply{
 			Key: b.Key(), Width: string(appendWidth(nil, b.Width)), Start: b.Start.UTC(), Count: b.Count,
-			Min: b.Min, Max: b.Max, Avg: b.Avg(), Sum: b.Sum, Open: b.Open, Late: b.Late,
+			Min: b.Min, Max: b.Max, Avg: b.Avg(), Sum: b.Sum, Open: b.Open,
 		})
 	}
-	return out, nil
+	return replies, nil
 }
 
 func countArg(args []string, i, def, limit int) (int, error) {

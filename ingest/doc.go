@@ -139,7 +139,12 @@
 //
 // # Commands
 //
-// Commands(p) returns transport-neutral SENSOR.STATS, SENSOR.LATEST,
-// SENSOR.LIST, SENSOR.BUCKETS and SENSOR.FLUSH for the broker's command
-// router and the Go API.
+// Commands(p) returns transport-neutral commands for the broker's command
+// router and the Go API:
+//
+//	SENSOR.STATS <id>                  running aggregates (count, min, max, avg, sum, last, last_ts, unit)
+//	SENSOR.LATEST <id> [n]             newest raw readings from the ring, newest first
+//	SENSOR.LIST [glob]                 registered sensors
+//	SENSOR.BUCKETS <id> [n|from [to]]  stored (replicated, every origin, late partials included) and open buckets
+//	SENSOR.FLUSH                       close and write every open bucket now
 package ingest

@@ -25,6 +25,8 @@ import (
 //   - MergeBucket adds a closed bucket into this node's partial of the
 //     replicated aggregate value at b.Key(), durably. Merging the same
 //     interval twice (a late partial) adds both.
+//   - ReadBucket returns the replicated value at b.Key() summed over every
+//     origin (Count 0 when absent), filling Count..Last of the bucket.
 //   - MarkAggregated tells the store that the sensor's raw readings before
 //     the given time are summarised in aggregates already written, so
 //     eviction may drop them once those are acknowledged upstream.
@@ -35,5 +37,6 @@ type Store interface {
 	PutSensorState(ctx context.Context, sensor string, state []byte) error
 	SensorStates(ctx context.Context, fn func(sensor string, state []byte) bool) error
 	MergeBucket(ctx context.Context, b Bucket) error
+	ReadBucket(ctx context.Context, b Bucket) (Bucket, error)
 	MarkAggregated(ctx context.Context, sensor string, before time.Time) error
 }

@@ -141,6 +141,30 @@ func (b *StoreBackend) MergeBucket(ctx context.Context, bk Bucket) error {
 	return b.agg.AggregateMerge(ctx, bk.Key(), BucketPartial(bk))
 }
 
+// aggregateReader reads the value of an aggregate key over every origin.
+type aggregateReader interface {
+	Aggregate(ctx context.Context, key string) (crdt.Partial, error)
+}
+
+// ReadBucket implements Store.
+func (b *StoreBackend) ReadBucket(ctx context.Context, bk Bucket) (Bucket, error) {
+	r, ok := any(b.s).(aggregateReader)
+	if !ok {
+		return bk, ErrNoAggregates
+	}
+	p, err := r.Aggregate(ctx, bk.Key())
+	if errors.Is(err, store.ErrNotFound) {
+		bk.Count = 0
+		return bk, nil
+	}
+	if err != nil {
+		return bk, err
+	}
+	bk.Count, bk.Sum, bk.Min, bk.Max = p.Count, p.Sum, p.Min, p.Max
+	bk.First, bk.Last = time.UnixMilli(p.FirstTS).UTC(), time.UnixMilli(p.LastTS).UTC()
+	return bk, nil
+}
+
 // BucketPartial converts a bucket to the crdt partial stored under its key
 // (times in unix milliseconds; Version is assigned by the store).
 func BucketPartial(bk Bucket) crdt.Partial {
