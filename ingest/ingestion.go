@@ -230,32 +230,24 @@ func globMatch(pattern, s string) bool {
 	return p == len(pattern)
 }
 
-// checkpoint persists the state of dirty sensors (all when force).
+// checkpoint persists the state of dirty sensors (all when force) in one
+// store call.
 func (s *SensorIngestion) checkpoint(ctx context.Context, force bool) error {
-	type item struct {
-		id    string
-		state []byte
-	}
-	var items []item
+	var items []SensorState
 	s.mu.Lock()
 	for id, st := range s.sensors {
 		if st.dirty || force {
-			items = append(items, item{id, encodeState(st, s.widths)})
+			items = append(items, SensorState{id, encodeState(st, s.widths)})
 			st.dirty = false
 		}
 	}
 	s.mu.Unlock()
-	for i, it := range items {
-		if err := s.store.PutSensorState(ctx, it.id, it.state); err != nil {
-			s.mu.Lock()
-			for _, rest := range items[i:] {
-				if st := s.sensors[rest.id]; st != nil {
-					st.dirty = true
-				}
-			}
-			s.mu.Unlock()
-			return fmt.Errorf("ingest: checkpoint sensor %q: %w", it.id, err)
-		}
+	if len(items) == 0 {
+		return nil
+	}
+	if err := s.store.PutSensorStates(ctx, items); err != nil {
+		s.markDirty(items)
+		return fmt.Errorf("ingest: checkpoint %d sensors: %w", len(items), err)
 	}
 	return nil
 }
@@ -285,11 +277,13 @@ func (s *SensorIngestion) setMarks(sensor string, marks []int64) []byte {
 	return encodeState(st, s.widths)
 }
 
-// markDirty schedules a sensor for the next checkpoint.
-func (s *SensorIngestion) markDirty(sensor string) {
+// markDirty schedules sensors for the next checkpoint (their write failed).
+func (s *SensorIngestion) markDirty(items []SensorState) {
 	s.mu.Lock()
-	if st := s.sensors[sensor]; st != nil {
-		st.dirty = true
+	for _, it := range items {
+		if st := s.sensors[it.Sensor]; st != nil {
+			st.dirty = true
+		}
 	}
 	s.mu.Unlock()
 }

@@ -263,38 +263,104 @@ func (p *Pipeline) Flush(ctx context.Context) error {
 // writePending merges pending buckets into the store, then persists the
 // new watermarks of their series (so a restart does not replay readings
 // already written). Called with tickMu held.
+//
+// Buckets are independent writes: they go out concurrently (bounded) so
+// that the store's group commit shares one fsync among many of them. If
+// any fails, the failed ones are requeued and no watermark is persisted
+// this round: the next successful round persists marks that cover them.
 func (p *Pipeline) writePending(ctx context.Context) error {
 	buckets, marks := p.agg.drainPendingMarks()
-	for i := range buckets {
-		if err := p.opts.Store.MergeBucket(ctx, buckets[i]); err != nil {
-			p.agg.Requeue(buckets[i:])
-			p.m.bucketErrors.Inc()
-			return fmt.Errorf("ingest: write bucket %s: %w", buckets[i].Key(), err)
-		}
-		p.m.bucketWrites.Inc()
+	if len(buckets) == 0 {
+		return nil
 	}
-	var errs []error
+	failed := make([]bool, len(buckets))
+	var firstErr error
+	var mu sync.Mutex
+	forEachLimit(len(buckets), storeWriteConcurrency, func(i int) {
+		if err := p.opts.Store.MergeBucket(ctx, buckets[i]); err != nil {
+			mu.Lock()
+			failed[i] = true
+			if firstErr == nil {
+				firstErr = fmt.Errorf("ingest: write bucket %s: %w", buckets[i].Key(), err)
+			}
+			mu.Unlock()
+		}
+	})
+	if firstErr != nil {
+		var retry []Bucket
+		for i, f := range failed {
+			if f {
+				retry = append(retry, buckets[i])
+			}
+		}
+		p.agg.Requeue(retry)
+		p.m.bucketErrors.Inc()
+		p.m.bucketWrites.Add(float64(len(buckets) - len(retry)))
+		return firstErr
+	}
+	p.m.bucketWrites.Add(float64(len(buckets)))
+	return p.persistMarks(ctx, marks)
+}
+
+// persistMarks writes the sensors' new watermarks (one store call) and
+// tells the store which raw readings are summarised.
+func (p *Pipeline) persistMarks(ctx context.Context, marks map[string][]int64) error {
+	var states []SensorState
+	var sensors []string
 	for sensor, ms := range marks {
-		state := p.ingestion.setMarks(sensor, ms)
-		if state == nil {
-			continue
-		}
-		if err := p.opts.Store.PutSensorState(ctx, sensor, state); err != nil {
-			p.ingestion.markDirty(sensor)
-			errs = append(errs, err)
-			continue
-		}
-		if before := minMark(ms); before > 0 {
-			if err := p.opts.Store.MarkAggregated(ctx, sensor, time.Unix(0, before)); err != nil {
-				errs = append(errs, err)
+		if state := p.ingestion.setMarks(sensor, ms); state != nil {
+			states = append(states, SensorState{sensor, state})
+			if minMark(ms) > 0 {
+				sensors = append(sensors, sensor)
 			}
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
+	if len(states) == 0 {
+		return nil
+	}
+	if err := p.opts.Store.PutSensorStates(ctx, states); err != nil {
+		p.ingestion.markDirty(states)
 		p.m.checkpointErrs.Inc()
 		return fmt.Errorf("ingest: persist bucket watermarks: %w", err)
 	}
+	var errs []error
+	var mu sync.Mutex
+	forEachLimit(len(sensors), storeWriteConcurrency, func(i int) {
+		if err := p.opts.Store.MarkAggregated(ctx, sensors[i], time.Unix(0, minMark(marks[sensors[i]]))); err != nil {
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		p.m.checkpointErrs.Inc()
+		return fmt.Errorf("ingest: mark readings aggregated: %w", err)
+	}
 	return nil
+}
+
+// storeWriteConcurrency bounds concurrent independent store writes (bucket
+// merges, aggregated marks) so that they share group commits.
+const storeWriteConcurrency = 16
+
+// forEachLimit calls fn(0..n-1) on at most limit goroutines and waits for
+// all of them.
+func forEachLimit(n, limit int, fn func(i int)) {
+	if n == 1 {
+		fn(0)
+		return
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, limit)
+	for i := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			fn(i)
+		}()
+	}
+	wg.Wait()
 }
 
 func minMark(ms []int64) int64 {

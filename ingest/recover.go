@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -44,7 +45,10 @@ func (s *SensorIngestion) load(ctx context.Context, log *slog.Logger) error {
 		all[id] = &restored{info: info, marks: marks}
 		return true
 	})
-	if err != nil {
+	if errors.Is(err, ErrCorruptState) {
+		// Checkpoints are an optimisation over the raw ring: start anyway.
+		log.Warn("discarding unreadable sensor checkpoints; their aggregates restart from the ring", "err", err)
+	} else if err != nil {
 		return fmt.Errorf("ingest: load sensor states: %w", err)
 	}
 	err = s.store.SensorTotals(ctx, func(id string, total uint64) bool {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -224,4 +225,69 @@ func (d *stateDecoder) take(n int) []byte {
 	out := d.b[:n]
 	d.b = d.b[n:]
 	return out
+}
+
+// A state shard record: version byte, uvarint n, then n × (uvarint len,
+// sensor id, uvarint len, state), sorted by id.
+const (
+	shardVersion     = 1
+	maxShardEntries  = 1 << 20
+	maxStateLen      = 1024
+	maxShardSensorID = 255
+)
+
+func encodeStateShard(m map[string][]byte) []byte {
+	ids := make([]string, 0, len(m))
+	size := 8
+	for id, st := range m {
+		ids = append(ids, id)
+		size += len(id) + len(st) + 4
+	}
+	slices.Sort(ids)
+	b := make([]byte, 0, size)
+	b = append(b, shardVersion)
+	b = binary.AppendUvarint(b, uint64(len(ids)))
+	for _, id := range ids {
+		b = binary.AppendUvarint(b, uint64(len(id)))
+		b = append(b, id...)
+		b = binary.AppendUvarint(b, uint64(len(m[id])))
+		b = append(b, m[id]...)
+	}
+	return b
+}
+
+// decodeStateShard decodes a shard record; garbage yields ErrCorruptState.
+func decodeStateShard(b []byte) (map[string][]byte, error) {
+	d := stateDecoder{b: b}
+	if v := d.byte(); v != shardVersion {
+		return nil, fmt.Errorf("%w: state shard version %d", ErrCorruptState, v)
+	}
+	n := d.uvarint()
+	// Each entry takes at least 2 bytes: no allocation beyond the input.
+	if n > maxShardEntries || n > uint64(len(d.b))/2 {
+		return nil, fmt.Errorf("%w: state shard of %d entries", ErrCorruptState, n)
+	}
+	m := make(map[string][]byte, n)
+	for range n {
+		idLen := d.uvarint()
+		if idLen == 0 || idLen > maxShardSensorID {
+			d.fail()
+			break
+		}
+		id := string(d.take(int(idLen)))
+		stLen := d.uvarint()
+		if stLen > maxStateLen {
+			d.fail()
+			break
+		}
+		st := d.take(int(stLen))
+		if d.err {
+			break
+		}
+		m[id] = slices.Clone(st)
+	}
+	if d.err || len(d.b) != 0 {
+		return nil, fmt.Errorf("%w: state shard", ErrCorruptState)
+	}
+	return m, nil
 }

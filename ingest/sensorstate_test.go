@@ -64,3 +64,31 @@ func FuzzDecodeState(f *testing.F) {
 		}
 	})
 }
+
+func TestStateShardRoundTrip(t *testing.T) {
+	m := map[string][]byte{"a": {1, 2}, "b/c": {}, "°": {3}}
+	got, err := decodeStateShard(encodeStateShard(m))
+	if err != nil || len(got) != 3 || string(got["a"]) != "\x01\x02" || len(got["b/c"]) != 0 || string(got["°"]) != "\x03" {
+		t.Fatalf("got %v, %v", got, err)
+	}
+	for _, b := range [][]byte{nil, {2, 0}, {1, 5}, {1, 1, 0, 0}, {1, 1, 1, 'a', 9}} {
+		if _, err := decodeStateShard(b); !errors.Is(err, ErrCorruptState) {
+			t.Errorf("%x: err = %v", b, err)
+		}
+	}
+}
+
+func FuzzDecodeStateShard(f *testing.F) {
+	f.Add(encodeStateShard(map[string][]byte{"a": {1, 2}, "b": nil}))
+	f.Add([]byte{1, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := decodeStateShard(b)
+		if err != nil {
+			return
+		}
+		again, err := decodeStateShard(encodeStateShard(m))
+		if err != nil || len(again) != len(m) {
+			t.Fatalf("re-encode: %v %v", again, err)
+		}
+	})
+}

@@ -20,8 +20,10 @@ import (
 //   - SensorTotals calls fn for every sensor the store holds readings for,
 //     with the number of readings ever appended (monotonic, committed in
 //     the same batch as the readings).
-//   - PutSensorState / SensorStates persist ingest's opaque per-sensor
-//     checkpoint (running aggregates, registry data, bucket watermarks).
+//   - PutSensorStates / SensorStates persist ingest's opaque per-sensor
+//     checkpoints (running aggregates, registry data, bucket watermarks);
+//     one call carries every changed sensor, so the store can write them
+//     in a few batches rather than one commit per sensor.
 //   - MergeBucket adds a closed bucket into this node's partial of the
 //     replicated aggregate value at b.Key(), durably. Merging the same
 //     interval twice (a late partial) adds both.
@@ -34,9 +36,15 @@ type Store interface {
 	AppendReadings(ctx context.Context, rs []Reading) error
 	Readings(ctx context.Context, sensor string, from, to time.Time) ([]Reading, error)
 	SensorTotals(ctx context.Context, fn func(sensor string, total uint64) bool) error
-	PutSensorState(ctx context.Context, sensor string, state []byte) error
+	PutSensorStates(ctx context.Context, states []SensorState) error
 	SensorStates(ctx context.Context, fn func(sensor string, state []byte) bool) error
 	MergeBucket(ctx context.Context, b Bucket) error
 	ReadBucket(ctx context.Context, b Bucket) (Bucket, error)
 	MarkAggregated(ctx context.Context, sensor string, before time.Time) error
+}
+
+// SensorState is one sensor's encoded checkpoint.
+type SensorState struct {
+	Sensor string
+	State  []byte
 }

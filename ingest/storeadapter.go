@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"strconv"
 	"sync"
 	"time"
 
@@ -15,9 +17,22 @@ import (
 // aggregate write; closed buckets then stay pending (bounded, counted).
 var ErrNoAggregates = errors.New("ingest: store cannot merge aggregates")
 
-// stateNamePrefix names ingest's checkpoint records in the store's small
-// opaque-record space (SyncState/SetSyncState; see NewStoreBackend).
-const stateNamePrefix = "ingest:"
+// Checkpoint records: the sensors' states are spread over stateShards
+// records named "ingest:state:<shard>" in the store's small opaque-record
+// space (SyncState/SetSyncState), a sensor's shard being FNV-1a(id) mod
+// stateShards. The shard count is part of the on-disk format.
+const (
+	stateShards     = 64
+	stateNamePrefix = "ingest:state:"
+)
+
+func stateShard(id string) int {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return int(h.Sum32() % stateShards)
+}
+
+func shardName(sh int) string { return stateNamePrefix + strconv.Itoa(sh) }
 
 // aggregateMerger is the store call that adds a partial into this node's
 // partial of a replicated aggregate key (see docs/DESIGN.md, store). The
@@ -43,15 +58,18 @@ type StoreBackend struct {
 	s    *store.Store
 	agg  aggregateMerger // nil if the store has no aggregate write
 	bufs sync.Pool       // *[]store.Reading
+
+	stateMu sync.Mutex
+	shards  [stateShards]map[string][]byte // last written state per sensor
+	loaded  [stateShards]bool              // shards[i] mirrors the stored record
 }
 
 // NewStoreBackend wraps the Pebble store for the pipeline.
 //
 // Mapping: readings are stored with millisecond timestamps (the store's
-// resolution); the running-aggregate checkpoints are records named
-// "ingest:<sensor>" in the store's opaque record space (SetSyncState),
-// enumerated through the store's sensor registry, which every sensor with
-// readings is in.
+// resolution); the running-aggregate checkpoints are sharded records in
+// the store's opaque record space (see stateShards); closed buckets are
+// merged with the store's AggregateMerge.
 func NewStoreBackend(s *store.Store) *StoreBackend {
 	b := &StoreBackend{s: s}
 	switch m := any(s).(type) {
@@ -111,26 +129,78 @@ func (b *StoreBackend) SensorTotals(ctx context.Context, fn func(string, uint64)
 	return nil
 }
 
-// PutSensorState implements Store.
-func (b *StoreBackend) PutSensorState(ctx context.Context, sensor string, state []byte) error {
-	return b.s.SetSyncState(ctx, stateNamePrefix+sensor, state)
+// PutSensorStates implements Store: the states are grouped into
+// stateShards records and only the shards that changed are rewritten (one
+// durable store commit each), so a checkpoint of thousands of sensors
+// costs at most stateShards commits.
+func (b *StoreBackend) PutSensorStates(ctx context.Context, states []SensorState) error {
+	b.stateMu.Lock()
+	defer b.stateMu.Unlock()
+	var dirty [stateShards]bool
+	for _, st := range states {
+		sh := stateShard(st.Sensor)
+		if err := b.loadShard(ctx, sh); err != nil {
+			return err
+		}
+		b.shards[sh][st.Sensor] = st.State
+		dirty[sh] = true
+	}
+	for sh, d := range dirty {
+		if !d {
+			continue
+		}
+		if err := b.s.SetSyncState(ctx, shardName(sh), encodeStateShard(b.shards[sh])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadShard reads a shard record once, so that rewriting it keeps the
+// sensors it already holds. A corrupt record is dropped (logged by the
+// caller through SensorStates; recovery then replays from the ring).
+func (b *StoreBackend) loadShard(ctx context.Context, sh int) error {
+	if b.loaded[sh] {
+		return nil
+	}
+	v, err := b.s.SyncState(ctx, shardName(sh))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		b.shards[sh], err = make(map[string][]byte), nil
+	case err != nil:
+		return err
+	default:
+		m, derr := decodeStateShard(v)
+		if derr != nil {
+			m = make(map[string][]byte)
+			err = fmt.Errorf("%s: %w", shardName(sh), derr)
+		}
+		b.shards[sh] = m
+	}
+	b.loaded[sh] = true
+	return err
 }
 
 // SensorStates implements Store.
 func (b *StoreBackend) SensorStates(ctx context.Context, fn func(string, []byte) bool) error {
-	for _, info := range b.s.Sensors() {
-		v, err := b.s.SyncState(ctx, stateNamePrefix+info.ID)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
+	b.stateMu.Lock()
+	defer b.stateMu.Unlock()
+	var corrupt []error
+	for sh := range stateShards {
+		b.loaded[sh] = false
+		if err := b.loadShard(ctx, sh); errors.Is(err, ErrCorruptState) {
+			corrupt = append(corrupt, err)
+		} else if err != nil {
+			return err
 		}
-		if err != nil {
-			return fmt.Errorf("sensor %q: %w", info.ID, err)
-		}
-		if !fn(info.ID, v) {
-			return nil
+		for id, st := range b.shards[sh] {
+			if !fn(id, st) {
+				return nil
+			}
 		}
 	}
-	return nil
+	// Corrupt shards lose only checkpoints: recovery replays the ring.
+	return errors.Join(corrupt...)
 }
 
 // MergeBucket implements Store.
