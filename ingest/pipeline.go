@@ -340,8 +340,9 @@ func (p *Pipeline) persistMarks(ctx context.Context, marks map[string][]int64) e
 }
 
 // storeWriteConcurrency bounds concurrent independent store writes (bucket
-// merges, aggregated marks) so that they share group commits.
-const storeWriteConcurrency = 16
+// merges, aggregated marks) so that they share group commits
+// (BenchmarkFlushBuckets: 16 → ~2.5k buckets/s, 64 → ~5k buckets/s).
+const storeWriteConcurrency = 64
 
 // forEachLimit calls fn(0..n-1) on at most limit goroutines and waits for
 // all of them.

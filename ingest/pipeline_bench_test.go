@@ -92,3 +92,38 @@ func BenchmarkHandleMessagesQoS1(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "readings/s")
 }
+
+// BenchmarkFlushBuckets measures closing and writing 1000 sensors' buckets
+// (replicated aggregate merges, watermarks, aggregated marks) under the
+// default durability (fsync, shared by concurrent writes).
+func BenchmarkFlushBuckets(b *testing.B) {
+	st := openStore(b, b.TempDir(), func(o *store.Options) { o.MemoryLimit = 64 << 20 })
+	defer st.Close()
+	clock := &manualClock{now: t0}
+	p, err := New(context.Background(), Options{Store: NewStoreBackend(st), Clock: clock, TickInterval: -1, Logger: quietLog})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	ctx := context.Background()
+	const sensors = 1000
+	msgs := make([]*Message, sensors)
+	for i := range msgs {
+		msgs[i] = &Message{Topic: fmt.Sprintf("sensors/s-%d", i), Payload: []byte("1"), QoS: 1}
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		now := t0.Add(time.Duration(i) * time.Minute)
+		clock.Set(now)
+		for _, m := range msgs {
+			m.Received = now
+		}
+		if err := p.HandleMessages(ctx, msgs); err != nil {
+			b.Fatal(err)
+		}
+		if err := p.Flush(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*sensors)/b.Elapsed().Seconds(), "buckets/s")
+}
