@@ -30,6 +30,11 @@ type Store struct {
 	dbMu   sync.RWMutex
 	closed atomic.Bool
 
+	// qmu guards the queue of writers waiting to be combined (write.go).
+	qmu     sync.Mutex
+	queue   []*pendingWrite
+	leading bool
+
 	// wmu serialises mutations of replicated state: it orders dots, op
 	// sequence numbers and HLC stamps with the WAL, so WAL order is op
 	// order (the durable watermark relies on it).

@@ -77,8 +77,29 @@ func (w *keyWriter) mutate(fn func(e *crdt.Entry, m crdt.Mut) (*crdt.Delta, erro
 	return nil
 }
 
-// write runs reqs in one atomic batch. The caller holds s.enter(). It
-// returns the first request error, or the commit error.
+// Writers are combined (leader/follower, as in LevelDB and RocksDB): a
+// writer queues its requests; the first one in an empty queue becomes the
+// leader, takes wmu, drains the queue into one Pebble batch, applies it,
+// hands leadership to the next queued writer, releases wmu, waits for the
+// fsync and wakes the writers of its group. Under load a whole group costs
+// one mutex handoff, one Pebble commit and one fsync wait instead of one
+// each per writer; a lone writer is its own leader at once.
+
+// pendingWrite is one write call waiting in the queue.
+type pendingWrite struct {
+	reqs     []*writeReq
+	wake     chan struct{} // buffered: leadership or completion
+	lead     bool          // set (under qmu) when made leader
+	finished bool          // set by the leader that committed it
+	err      error
+}
+
+// maxGroupReqs bounds the requests one leader commits at once.
+const maxGroupReqs = 512
+
+// write runs reqs in one atomic batch (possibly shared with other writers'
+// requests). The caller holds s.enter(). It returns the first error among
+// reqs, or the commit error.
 func (s *Store) write(ctx context.Context, reqs ...*writeReq) error {
 	grows := false
 	for _, r := range reqs {
@@ -90,27 +111,98 @@ func (s *Store) write(ctx context.Context, reqs ...*writeReq) error {
 	if err := s.checkWrite(ctx, grows); err != nil {
 		return err
 	}
+	pw := &pendingWrite{reqs: reqs, wake: make(chan struct{}, 1)}
+	s.qmu.Lock()
+	s.queue = append(s.queue, pw)
+	if !s.leading {
+		s.leading, pw.lead = true, true
+	}
+	leader := pw.lead // a later leader may set pw.lead: read it under qmu
+	s.qmu.Unlock()
+	if !leader {
+		<-pw.wake
+		if pw.finished {
+			return pw.err
+		}
+	}
+	s.lead()
+	return pw.err
+}
+
+// lead commits the queued writes as one group (the caller is the leader).
+func (s *Store) lead() {
 	s.wmu.Lock()
+	s.qmu.Lock()
+	n, nreqs := 0, 0
+	for n < len(s.queue) && (n == 0 || nreqs+len(s.queue[n].reqs) <= maxGroupReqs) {
+		nreqs += len(s.queue[n].reqs)
+		n++
+	}
+	group := s.queue[:n:n]
+	s.queue = s.queue[n:]
+	s.qmu.Unlock()
+
+	w, err := s.applyGroup(group, nreqs)
+
+	// Hand over leadership before releasing wmu: the next group forms
+	// while this one waits for its fsync.
+	s.qmu.Lock()
+	if len(s.queue) > 0 {
+		next := s.queue[0]
+		next.lead = true
+		next.wake <- struct{}{}
+	} else {
+		s.leading = false
+		s.queue = nil
+	}
+	s.qmu.Unlock()
+	s.wmu.Unlock()
+
+	if err == nil && w.b != nil {
+		err = s.finishCommit(w)
+	}
+	self := group[0] // the leader is always first in its group
+	for _, pw := range group {
+		pw.err = err
+		if err == nil {
+			pw.err = firstErr(pw.reqs)
+		}
+		pw.finished = true
+		if pw != self {
+			pw.wake <- struct{}{}
+		}
+	}
+}
+
+// applyGroup stages every request of group into one batch and applies it
+// (wmu held). A zero commitWait means there was nothing to write.
+func (s *Store) applyGroup(group []*pendingWrite, nreqs int) (commitWait, error) {
 	if p := s.walErr.Load(); p != nil {
-		s.wmu.Unlock()
-		return *p
+		return commitWait{}, *p
 	}
 	b := s.db.NewBatch()
 	now := s.opts.Clock()
 	nops := 0
 	var touched []string
-	for _, r := range reqs {
-		n, err := s.writeKey(b, r, now)
-		r.err = err
-		nops += n
-		if n > 0 || r.staleTTL != 0 {
-			touched = append(touched, r.key)
+	var loaded map[string]*cached
+	if nreqs > 1 {
+		// A key named twice must see its first change, even when its entry
+		// is too large for the hot cache.
+		loaded = make(map[string]*cached, nreqs)
+	}
+	for _, pw := range group {
+		for _, r := range pw.reqs {
+			n, err := s.writeKey(b, r, now, loaded)
+			r.err = err
+			nops += n
+			if n > 0 || r.staleTTL != 0 {
+				touched = append(touched, r.key)
+			}
 		}
 	}
 	if b.Empty() {
-		s.wmu.Unlock()
 		_ = b.Close()
-		return firstErr(reqs)
+		return commitWait{}, nil
 	}
 	s.putState(b)
 	w, err := s.commitOps(b, s.seq, false)
@@ -119,19 +211,14 @@ func (s *Store) write(ctx context.Context, reqs ...*writeReq) error {
 		for _, k := range touched {
 			s.cache.remove(k)
 		}
-		s.wmu.Unlock()
-		return s.failWAL(err)
+		return commitWait{}, s.failWAL(err)
 	}
 	for _, k := range touched {
 		s.cache.bump(k)
 	}
 	s.publishSeq()
-	s.wmu.Unlock()
 	s.metrics.writes.Add(float64(nops))
-	if err := s.finishCommit(w); err != nil {
-		return err
-	}
-	return firstErr(reqs)
+	return w, nil
 }
 
 func firstErr(reqs []*writeReq) error {
@@ -144,10 +231,16 @@ func firstErr(reqs []*writeReq) error {
 }
 
 // writeKey stages one request into b (wmu held) and returns its op count.
-func (s *Store) writeKey(b *pebble.Batch, r *writeReq, now int64) (int, error) {
-	c, err := s.loadForWrite(r.key)
-	if err != nil {
-		return 0, err
+func (s *Store) writeKey(b *pebble.Batch, r *writeReq, now int64, loaded map[string]*cached) (int, error) {
+	c := loaded[r.key]
+	if c == nil {
+		var err error
+		if c, err = s.loadForWrite(r.key); err != nil {
+			return 0, err
+		}
+		if loaded != nil {
+			loaded[r.key] = c
+		}
 	}
 	wasLive := entryLive(c.e)
 	if r.creates && !wasLive && s.opts.MaxKeys > 0 && s.live >= s.opts.MaxKeys {
@@ -158,7 +251,7 @@ func (s *Store) writeKey(b *pebble.Batch, r *writeReq, now int64) (int, error) {
 	}
 	oldExp := c.e.ExpireAt()
 	kw := keyWriter{s: s, key: r.key, c: c, now: now, strat: s.opts.Resolver.For(r.key)}
-	err = r.build(&kw)
+	err := r.build(&kw)
 	if len(kw.ops) == 0 {
 		if r.staleTTL != 0 && r.staleTTL != oldExp {
 			_ = b.Delete(ttlKey(s.keyBuf, r.staleTTL, r.key), nil)
