@@ -80,19 +80,34 @@
 //
 // # Durability and the hot path
 //
-// HandleMessages parses a whole batch with pooled buffers, interns sensor
-// ids and units, then writes every reading in one store batch. It returns
-// after the batch is durable under the store's policy, so a QoS 1/2
-// PUBACK (sent by the broker after it returns) means the reading survives
-// kill -9; concurrent QoS 1 publishers share the store's group commit. An
-// error wraps ErrRefused and means nothing of the batch was recorded (the
-// broker maps it to reason code 0x97).
+// HandleMessages parses a batch with pooled buffers (no allocation per
+// value in the steady state) and interns sensor ids and units. Then:
+//
+//   - QoS 1/2 (the broker hands them over one at a time, on the
+//     publisher's goroutine, and acknowledges after HandleMessages
+//     returns): the readings are written in one store batch and
+//     HandleMessages returns once it is durable under the store's policy,
+//     so a PUBACK means the reading survives kill -9. Concurrent
+//     publishers share the store's group commit. An error wraps ErrRefused
+//     and means nothing of the batch was recorded (the broker maps it to
+//     reason code 0x97).
+//   - QoS 0: the readings are appended to a bounded queue (QueueSize,
+//     default 65536) and HandleMessages returns at once. One writer
+//     goroutine commits everything queued as one store batch (at most
+//     16384 readings): while it waits for a commit, new readings
+//     accumulate, so the batch grows with the commit latency and one fsync
+//     covers them all, and parsing (on the broker's worker) overlaps the
+//     write. Overflow and store refusals drop readings, counted in
+//     ferrite_ingest_readings_dropped_total{reason}. Drain waits for the
+//     queue; Close writes what is queued.
 //
 // # Running aggregates and the registry
 //
 // SensorIngestion keeps, per sensor, count/sum/min/max since it first
 // appeared, the value with the newest timestamp, the unit, and first/last
-// receive times. It is checkpointed every CheckpointInterval and on Close.
+// receive times. It is checkpointed every CheckpointInterval and on Close,
+// in 64 sharded records (so a checkpoint costs at most 64 store commits
+// whatever the number of sensors).
 // The store counts readings ever appended in the same batch as the
 // readings, so after a crash the readings appended since the checkpoint
 // are exactly the newest (total - checkpoint count) entries of the raw
