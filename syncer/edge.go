@@ -1,0 +1,659 @@
+package syncer
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferrite-edge/ferrite/crdt"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// EdgeOptions configure an Edge. Zero values take the defaults.
+type EdgeOptions struct {
+	// Store is the local replica (required).
+	Store Store
+	// NodeID names this edge on the hub link (default: Store.NodeID(); it
+	// must be the store's node id, whose dots the edge sends).
+	NodeID string
+	// HubURL is the hub's broker, mqtt://host:1883 or mqtts://host:8883.
+	// Empty: no hub; the edge still bounds its op log (the offline queue).
+	HubURL   string
+	TLS      *tls.Config
+	Username string
+	Password string
+	// TopicPrefix prefixes the sync and status topics (default "$ferrite").
+	TopicPrefix    string
+	ConnectTimeout time.Duration // default 10s
+	KeepAlive      time.Duration // MQTT keepalive, default 30s
+
+	// Policy is when own changes are pushed (default opportunistic).
+	Policy Policy
+	// Interval is the time between periodic rounds (default 30s).
+	Interval time.Duration
+	// QueueCapacity bounds the offline queue in ops (default 10,000). When
+	// it overflows the oldest ops are dropped (down to 90% of it), counted,
+	// logged, and the next sync sends full state instead.
+	QueueCapacity int
+	BatchOptions
+	// BackoffMin and BackoffMax bound the reconnection delay (exponential,
+	// full jitter; defaults 1s and 1m).
+	BackoffMin time.Duration
+	BackoffMax time.Duration
+	// MaxClockSkew: remote writes stamped further ahead of the local clock
+	// are reported (default 1m; the store has its own bound for adopting
+	// remote clocks).
+	MaxClockSkew time.Duration
+
+	// Resolver is the conflict resolver the store uses; its digest is
+	// compared with the hub's (a mismatch is logged loudly).
+	Resolver crdt.Resolver
+	// Software is the version announced in Hello.
+	Software string
+
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// Clock returns the wall time (default time.Now).
+	Clock func() time.Time
+
+	dial dialFunc // tests inject faults here
+}
+
+// EnsureDefaults fills zero fields.
+func (o *EdgeOptions) EnsureDefaults() {
+	if o.NodeID == "" && o.Store != nil {
+		o.NodeID = o.Store.NodeID()
+	}
+	if o.TopicPrefix == "" {
+		o.TopicPrefix = DefaultTopicPrefix
+	}
+	if o.ConnectTimeout == 0 {
+		o.ConnectTimeout = DefaultConnectTimeout
+	}
+	if o.KeepAlive == 0 {
+		o.KeepAlive = DefaultKeepAlive
+	}
+	if o.Interval == 0 {
+		o.Interval = DefaultInterval
+	}
+	if o.QueueCapacity == 0 {
+		o.QueueCapacity = DefaultQueueCapacity
+	}
+	o.BatchOptions.defaults()
+	if o.BackoffMin == 0 {
+		o.BackoffMin = DefaultBackoffMin
+	}
+	if o.BackoffMax == 0 {
+		o.BackoffMax = DefaultBackoffMax
+	}
+	if o.MaxClockSkew == 0 {
+		o.MaxClockSkew = DefaultMaxClockSkew
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.dial == nil {
+		o.dial = dialPaho
+	}
+}
+
+// Validate reports every problem at once.
+func (o *EdgeOptions) Validate() error {
+	var p problems
+	if o.Store == nil {
+		p.add("store: required")
+	} else if o.NodeID != o.Store.NodeID() {
+		p.add("node id %q differs from the store's %q", o.NodeID, o.Store.NodeID())
+	}
+	nodeIDProblem(&p, o.NodeID)
+	l := LinkOptions{URL: o.HubURL, TopicPrefix: o.TopicPrefix, ConnectTimeout: o.ConnectTimeout, KeepAlive: o.KeepAlive}
+	l.validate(&p, false)
+	o.BatchOptions.validate(&p)
+	if o.Policy > PolicyManual {
+		p.add("policy %d: unknown", o.Policy)
+	}
+	if o.Interval < 10*time.Millisecond {
+		p.add("interval %v: below 10ms", o.Interval)
+	}
+	if o.QueueCapacity < 1 {
+		p.add("queue capacity %d: must be at least 1", o.QueueCapacity)
+	}
+	if o.BackoffMin <= 0 || o.BackoffMax < o.BackoffMin {
+		p.add("backoff %v..%v: want 0 < min <= max", o.BackoffMin, o.BackoffMax)
+	}
+	resolverProblem(&p, o.Resolver)
+	return p.err()
+}
+
+// Edge is the edge side of the sync protocol: it pushes this node's
+// changes to the hub (its offline queue is the store's op log), applies
+// what the hub relays, and keeps EDGE.STATUS/EDGE.QUEUE figures. Create
+// it with NewEdge, run it with Run; the other methods are safe for
+// concurrent use and never block on the network (SyncNow waits for its
+// round, bounded by its ctx).
+type Edge struct {
+	opts     EdgeOptions
+	log      *slog.Logger
+	m        *metrics
+	counters linkCounters
+
+	running  atomic.Bool
+	reqs     chan chan error
+	interval atomic.Int64 // ns; applied by the loop
+	wake     chan struct{}
+	status   atomic.Pointer[Status]
+
+	// LinkStats figures, written by the loop.
+	linkRTT    atomicDuration
+	failures   atomic.Int64
+	throughput atomicFloat
+}
+
+type atomicDuration struct{ v atomic.Int64 }
+
+func (a *atomicDuration) Load() time.Duration   { return time.Duration(a.v.Load()) }
+func (a *atomicDuration) Store(d time.Duration) { a.v.Store(int64(d)) }
+
+type atomicFloat struct{ v atomic.Uint64 }
+
+func (a *atomicFloat) Load() float64   { return math.Float64frombits(a.v.Load()) }
+func (a *atomicFloat) Store(f float64) { a.v.Store(math.Float64bits(f)) }
+
+// NewEdge checks the options and returns an Edge; it registers its
+// metrics on opts.Registerer.
+func NewEdge(opts EdgeOptions) (*Edge, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	e := &Edge{
+		opts: opts,
+		log:  opts.Logger.With("component", "syncer", "role", "edge"),
+		reqs: make(chan chan error),
+		wake: make(chan struct{}, 1),
+	}
+	e.interval.Store(int64(opts.Interval))
+	e.m = newMetrics(opts.Registerer)
+	e.status.Store(&Status{SyncStatus: "offline", Policy: opts.Policy.String(), Interval: opts.Interval, Hub: opts.HubURL})
+	return e, nil
+}
+
+// Close unregisters the metrics. Call it after Run returned.
+func (e *Edge) Close() { e.m.unregister() }
+
+// SyncNow pushes every change made before the call and returns when the
+// hub has acknowledged them (durably applied), or with ErrLinkDown when
+// the attempt failed (unreachable hub, ack timeout), or ctx's error.
+// Offline, it first tries to connect at once.
+func (e *Edge) SyncNow(ctx context.Context) error {
+	if e.opts.HubURL == "" {
+		return ErrNoHub
+	}
+	if !e.running.Load() {
+		return ErrNotRunning
+	}
+	done := make(chan error, 1)
+	select {
+	case e.reqs <- done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// SetInterval changes the time between periodic rounds (the resource
+// monitor stretches it on a poor link or a low battery). It never blocks.
+func (e *Edge) SetInterval(d time.Duration) {
+	if d < 10*time.Millisecond {
+		d = 10 * time.Millisecond
+	}
+	e.interval.Store(int64(d))
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run runs the edge until ctx ends; it returns nil then, or the error that
+// stopped it (the store failed to load the syncer state).
+func (e *Edge) Run(ctx context.Context) error {
+	if !e.running.CompareAndSwap(false, true) {
+		return errAlreadyRunning
+	}
+	defer e.running.Store(false)
+	r, err := newEdgeRun(ctx, e)
+	if err != nil {
+		return err
+	}
+	return r.loop(ctx)
+}
+
+// edgeRun is the state of one Run, owned by its goroutine.
+type edgeRun struct {
+	e    *Edge
+	st   Store
+	opts *EdgeOptions
+	log  *slog.Logger
+	core *edgeCore
+	enc  Encoder
+
+	link       link
+	linkSeq    uint64 // increments per dial, to ignore stale link events
+	dialing    bool
+	dials      uint64
+	linkEvents chan linkEvent
+	inbox      chan inbound
+	subscribed string // hub whose status topic is subscribed
+
+	queue    pendingQueue
+	exp      *exporter
+	stage    stager
+	waiters  []syncWaiter
+	dirty    bool
+	flushAt  time.Time
+	pruneTo  uint64
+	pruned   uint64
+	durableC <-chan struct{}
+
+	skewed    map[string]time.Duration
+	bytesPrev uint64
+	rateAt    time.Time
+	rate      float64
+	rttAvg    time.Duration
+	wg        sync.WaitGroup
+}
+
+type linkEvent struct {
+	seq  uint64
+	link link // nil: failed or lost
+	err  error
+}
+
+type syncWaiter struct {
+	target uint64
+	done   chan error
+}
+
+func newEdgeRun(ctx context.Context, e *Edge) (*edgeRun, error) {
+	o := &e.opts
+	r := &edgeRun{
+		e: e, st: o.Store, opts: o, log: e.log,
+		enc:        Encoder{Threshold: o.CompressThreshold},
+		linkEvents: make(chan linkEvent, 4),
+		inbox:      make(chan inbound, 4*o.Window+16),
+		stage:      stager{st: o.Store, prefix: "stage/down"},
+		skewed:     map[string]time.Duration{},
+	}
+	var st edgeState
+	if _, err := loadState(ctx, r.st, keyEdgeState, &st); err != nil {
+		return nil, err
+	}
+	if err := r.stage.clear(ctx); err != nil {
+		return nil, fmt.Errorf("syncer: clear staged state: %w", err)
+	}
+	// The op log may have been pruned beyond the state written last (an
+	// ack's prune can land before the lazily written cursor).
+	r.pruned = r.st.PrunedSeq()
+	if st.UpAcked < r.pruned && !st.NeedFullUp {
+		st.UpAcked = r.pruned
+	}
+	r.pruneTo = r.pruned
+	cfg := edgeConfig{
+		Node: o.NodeID, Role: r.st.Role(), Policy: o.Policy, Interval: time.Duration(e.interval.Load()),
+		Window: o.Window, AckTimeout: o.AckTimeout, MergeTimeout: o.MergeTimeout,
+		BackoffMin: o.BackoffMin, BackoffMax: o.BackoffMax, Software: o.Software, Resolver: o.Resolver.Digest(),
+	}
+	seed := uint64(o.Clock().UnixNano())
+	r.core = newEdgeCore(cfg, st, rand.New(rand.NewPCG(seed, seed>>17|1)))
+	r.queue.scanned = max(st.UpAcked, r.pruned)
+	r.durableC = r.st.DurableChanged()
+	if err := r.scanQueue(ctx); err != nil {
+		return nil, err
+	}
+	r.log.Info("syncer started", "node", o.NodeID, "hub", o.HubURL, "policy", o.Policy,
+		"pending_ops", r.queue.len(), "up_acked", st.UpAcked, "down_seq", st.DownSeq, "need_full_sync", st.NeedFullUp)
+	return r, nil
+}
+
+func (r *edgeRun) now() time.Time { return r.opts.Clock() }
+
+func (r *edgeRun) loop(ctx context.Context) error {
+	defer r.shutdown()
+	r.core.Start(r.now(), r.st.DurableSeq())
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		r.exec(ctx)
+		r.publishStatus()
+		if ctx.Err() != nil {
+			return nil
+		}
+		var chunks <-chan exportChunk
+		if r.exp != nil && r.core.WantChunk() {
+			chunks = r.exp.ch
+		}
+		resetTimer(timer, r.now(), earliest(r.core.NextDeadline(), r.flushAt, r.now().Add(time.Second)))
+		select {
+		case <-ctx.Done():
+			return nil
+		case in := <-r.inbox:
+			r.onInbound(in)
+		case ev := <-r.linkEvents:
+			r.onLinkEvent(ctx, ev)
+		case <-r.durableC:
+			r.durableC = r.st.DurableChanged()
+			r.onDurable(ctx)
+		case done := <-r.e.reqs:
+			r.onSyncRequest(ctx, done)
+		case <-r.e.wake:
+			r.core.SetInterval(r.now(), time.Duration(r.e.interval.Load()))
+		case c := <-chunks:
+			if c.err != nil {
+				r.core.ExportFailed(r.now(), r.exp.snapshot, localError{c.err})
+			} else {
+				r.core.ChunkReady(r.now(), c.msg)
+			}
+		case <-timer.C:
+			// Messages that arrived meanwhile count before any deadline.
+			for len(r.inbox) > 0 {
+				r.onInbound(<-r.inbox)
+				r.exec(ctx)
+			}
+			r.core.Tick(r.now())
+			if !r.flushAt.IsZero() && !r.now().Before(r.flushAt) {
+				r.flush(ctx)
+			}
+		}
+	}
+}
+
+func resetTimer(t *time.Timer, now, at time.Time) {
+	d := at.Sub(now)
+	if d < 0 {
+		d = 0
+	}
+	t.Reset(d)
+}
+
+// localError marks a failure of this node (store), not of the link.
+type localError struct{ err error }
+
+func (l localError) Error() string { return l.err.Error() }
+func (l localError) Unwrap() error { return l.err }
+
+func (r *edgeRun) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if r.exp != nil {
+		r.exp.stop()
+		r.exp = nil
+	}
+	if r.link != nil {
+		r.link.Close(true)
+		r.link = nil
+	}
+	r.dirty = true
+	r.flush(ctx)
+	for _, w := range r.waiters {
+		w.done <- ErrNotRunning
+	}
+	r.waiters = nil
+	r.wg.Wait()
+	r.e.m.connected.Set(0)
+	st := *r.e.status.Load()
+	st.SyncStatus, st.HubConnected = "offline", false
+	r.e.status.Store(&st)
+	r.log.Info("syncer stopped", "pending_ops", r.queue.len())
+}
+
+// onDurable indexes newly durable own ops and lets the core send them.
+func (r *edgeRun) onDurable(ctx context.Context) {
+	if err := r.scanQueue(ctx); err != nil {
+		r.log.Error("reading the op log failed", "err", err)
+	}
+	r.core.Durable(r.now(), r.st.DurableSeq())
+}
+
+// scanQueue indexes own ops past the queue's scan cursor, then drops the
+// oldest if the queue overflows.
+func (r *edgeRun) scanQueue(ctx context.Context) error {
+	durable := r.st.DurableSeq()
+	for r.queue.scanned < durable {
+		ops, next, err := r.st.OpsSince(ctx, opsQuery(r.queue.scanned, 4096, 8<<20, r.opts.NodeID))
+		if err != nil {
+			return err
+		}
+		for i := range ops {
+			if ops[i].Seq > r.core.st.UpAcked {
+				r.queue.push(pendingOp{seq: ops[i].Seq, size: uint32(ops[i].EncodedSize()), ts: ops[i].Stamp.TS.Physical()})
+			}
+		}
+		if next <= r.queue.scanned {
+			break
+		}
+		r.queue.scanned = next
+	}
+	if n := overflowDrop(r.queue.len(), r.opts.QueueCapacity); n > 0 {
+		upTo := r.queue.dropOldest(n)
+		r.e.m.dropped.Add(float64(n))
+		r.core.Overflow(r.now(), uint64(n), upTo)
+	}
+	return nil
+}
+
+func (r *edgeRun) onSyncRequest(ctx context.Context, done chan error) {
+	if err := r.st.SyncWAL(ctx); err != nil {
+		done <- fmt.Errorf("syncer: sync: %w", err)
+		return
+	}
+	if err := r.scanQueue(ctx); err != nil {
+		done <- fmt.Errorf("syncer: sync: %w", err)
+		return
+	}
+	target := r.st.DurableSeq()
+	r.waiters = append(r.waiters, syncWaiter{target: target, done: done})
+	r.core.SyncNow(r.now(), target)
+}
+
+// checkWaiters completes the SyncNow calls whose changes are acknowledged.
+func (r *edgeRun) checkWaiters() {
+	if len(r.waiters) == 0 || r.core.st.NeedFullUp {
+		return
+	}
+	keep := r.waiters[:0]
+	for _, w := range r.waiters {
+		if r.core.st.UpAcked >= w.target {
+			w.done <- nil
+		} else {
+			keep = append(keep, w)
+		}
+	}
+	r.waiters = keep
+}
+
+func (r *edgeRun) failWaiters(err error) {
+	for _, w := range r.waiters {
+		w.done <- fmt.Errorf("%w: %w", ErrLinkDown, err)
+	}
+	r.waiters = nil
+}
+
+// flush writes the syncer state and prunes what it allows.
+func (r *edgeRun) flush(ctx context.Context) {
+	r.flushAt = time.Time{}
+	if r.dirty {
+		if err := r.st.SetSyncState(ctx, keyEdgeState, r.core.st.marshal()); err != nil {
+			r.log.Error("persisting sync state failed", "err", err)
+			return
+		}
+		r.dirty = false
+	}
+	if r.pruneTo > r.pruned {
+		if err := r.st.PruneOps(ctx, r.pruneTo); err != nil {
+			r.log.Error("pruning the op log failed", "err", err)
+			return
+		}
+		r.e.m.pruned.Add(float64(r.pruneTo - r.pruned))
+		r.pruned = r.pruneTo
+	}
+	if acked := r.core.st.UpAcked; acked > 0 {
+		// Data whose last change the hub holds may be evicted under
+		// pressure. Never the dropped range: that state is not upstream
+		// until the FullSync completes.
+		if err := r.st.MarkSynced(ctx, acked); err != nil {
+			r.log.Error("marking synced failed", "err", err)
+		}
+	}
+}
+
+func (r *edgeRun) dial(ctx context.Context) {
+	if r.opts.HubURL == "" || r.dialing {
+		return // standalone: stay "connecting" forever
+	}
+	r.dialing = true
+	r.linkSeq++
+	seq := r.linkSeq
+	subs := []string{downTopic(r.opts.TopicPrefix, r.opts.NodeID)}
+	if hub := r.core.st.HubID; hub != "" {
+		subs = append(subs, statusTopic(r.opts.TopicPrefix, hub))
+	}
+	cfg := linkConfig{
+		URL: r.opts.HubURL, TLS: r.opts.TLS, Username: r.opts.Username, Password: r.opts.Password,
+		ClientID:    "ferrite-edge-" + r.opts.NodeID,
+		StatusTopic: statusTopic(r.opts.TopicPrefix, r.opts.NodeID),
+		Subscribe:   subs, KeepAlive: r.opts.KeepAlive, ConnectTimeout: r.opts.ConnectTimeout,
+		WriteTimeout: r.opts.AckTimeout, Counters: &r.e.counters,
+		OnMessage: func(in inbound) {
+			select {
+			case r.inbox <- in:
+			default:
+				r.e.m.inboxDropped.Inc()
+			}
+		},
+		OnLost: func(err error) {
+			select {
+			case r.linkEvents <- linkEvent{seq: seq, err: err}:
+			case <-ctx.Done():
+			}
+		},
+	}
+	hub := r.core.st.HubID
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		l, err := r.opts.dial(ctx, cfg)
+		select {
+		case r.linkEvents <- linkEvent{seq: seq, link: l, err: err}:
+		case <-ctx.Done():
+			if l != nil {
+				l.Close(true)
+			}
+		}
+	}()
+	r.subscribed = hub
+}
+
+func (r *edgeRun) onLinkEvent(ctx context.Context, ev linkEvent) {
+	if ev.seq != r.linkSeq {
+		if ev.link != nil {
+			ev.link.Close(false)
+		}
+		return
+	}
+	now := r.now()
+	if ev.link == nil {
+		// A failed dial, or the connection was lost.
+		r.dialing = false
+		if r.link != nil {
+			r.link.Close(false)
+			r.link = nil
+		}
+		r.e.m.connected.Set(0)
+		r.core.LinkFailed(now, fmt.Errorf("%w: %w", ErrLinkDown, ev.err))
+		return
+	}
+	r.dialing = false
+	if r.core.phase != edgeConnecting {
+		ev.link.Close(true)
+		return
+	}
+	r.link = ev.link
+	r.dials++
+	if r.dials > 1 {
+		r.e.m.reconnects.Inc()
+		r.core.reconnects++
+	}
+	r.e.m.connected.Set(1)
+	r.newSession(ctx)
+}
+
+// newSession gathers what Hello says and starts a session.
+func (r *edgeRun) newSession(ctx context.Context) {
+	info, err := r.linkInfo(ctx)
+	if err != nil {
+		r.core.LinkFailed(r.now(), localError{err})
+		return
+	}
+	r.core.LinkUp(r.now(), info)
+}
+
+func (r *edgeRun) linkInfo(ctx context.Context) (linkInfo, error) {
+	if err := r.st.SyncWAL(ctx); err != nil {
+		return linkInfo{}, err
+	}
+	c := r.st.Context()
+	own := c.Max(r.opts.NodeID)
+	first := own + 1
+	ops, _, err := r.st.OpsSince(ctx, opsQuery(r.st.PrunedSeq(), 1, 0, r.opts.NodeID))
+	if err != nil {
+		return linkInfo{}, err
+	}
+	if len(ops) > 0 {
+		first = ops[0].Dot.Counter
+	}
+	return linkInfo{
+		Session: uint64(r.st.Now()), OwnCounter: own, FirstAvail: first,
+		Durable: r.st.DurableSeq(), Clock: r.now().UnixMilli(), Context: c,
+	}, nil
+}
+
+func (r *edgeRun) onInbound(in inbound) {
+	now := r.now()
+	if in.topic != downTopic(r.opts.TopicPrefix, r.opts.NodeID) {
+		// The hub's status: a live "online" means it restarted.
+		if !in.retained && string(in.payload) == statusOnline && r.core.st.HubID != "" &&
+			in.topic == statusTopic(r.opts.TopicPrefix, r.core.st.HubID) {
+			r.core.HubStatus(now, true)
+		}
+		return
+	}
+	m, err := Decode(in.payload)
+	if err != nil {
+		r.e.m.badMessages.Inc()
+		logBad.Do(func() { r.log.Warn("undecodable message from the hub", "err", err, "bytes", len(in.payload)) })
+		return
+	}
+	r.e.m.received(m.Type(), len(in.payload))
+	if r.log.Enabled(context.Background(), slog.LevelDebug) {
+		r.log.Debug("received", "msg", describe(m), "bytes", len(in.payload))
+	}
+	r.core.Receive(now, m)
+}
+
+var errNoLink = errors.New("syncer: no link to the broker")
