@@ -64,7 +64,7 @@ type LinkStats struct {
 	ConsecutiveFailures int
 	// Throughput is bytes per second (both directions) over the last
 	// seconds.
-	Throughput float64
+	Throughput    float64
 	BytesSent     uint64
 	BytesReceived uint64
 }

@@ -161,7 +161,7 @@ func dialPaho(ctx context.Context, cfg linkConfig) (link, error) {
 		SetConnectRetry(false).
 		SetOrderMatters(true).
 		SetKeepAlive(cfg.KeepAlive).
-		SetPingTimeout(cfg.KeepAlive/2 + time.Second).
+		SetPingTimeout(cfg.KeepAlive/2+time.Second).
 		SetConnectTimeout(cfg.ConnectTimeout).
 		SetWriteTimeout(cfg.WriteTimeout).
 		SetBinaryWill(cfg.StatusTopic, []byte(statusOffline), 1, true).
