@@ -32,3 +32,17 @@ func TestSetGetReopen(t *testing.T) {
 		t.Fatalf("seq %d durable %d, want %d", s.LastSeq(), s.DurableSeq(), seq)
 	}
 }
+
+func TestStats(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, func(o *Options) { o.StorageLimit = 1 << 30 })
+	check(t, s.Set(ctx, "a", []byte("1")))
+	check(t, s.Set(ctx, "b", []byte("2")))
+	check(t, s.AppendReadings(ctx, []Reading{{Sensor: "t", TS: 1, Value: 1}}))
+	s.SetRefuseWrites("disk critical")
+	st := s.Stats()
+	if st.Keys != 2 || st.LastSeq != 2 || st.OpLogOps != 2 || st.OldestSeq != 1 || st.Sensors != 1 ||
+		st.NodeID != "edge-1" || st.Role != "edge" || st.WritesRefused != "disk critical" || st.Durability != "none" {
+		t.Fatalf("%+v", st)
+	}
+}

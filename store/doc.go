@@ -31,8 +31,11 @@
 // {seq, dot, stamp, key, delta}, the TTL index change and the replica state
 // (counter, HLC high-water, seq, live keys) in one batch; commit it with
 // ApplyNoSyncWait; release the mutex; wait for the fsync (durability
-// "always": concurrent writers share one fsync, group commit). Policies:
-// always (default), interval (a background fsync every SyncInterval), none.
+// "always"). Concurrent writers are combined: the first queued writer leads,
+// stages every queued write into one batch and commits it, so a group
+// shares one mutex handoff, one commit and one fsync (group commit).
+// Policies: always (default), interval (a background fsync every
+// SyncInterval), none.
 //
 // The durable watermark (DurableSeq) is the highest seq known fsynced; the
 // syncer reads only ops at or below it (OpsSince), because an op a crash

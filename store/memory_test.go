@@ -45,6 +45,9 @@ func TestMemoryMillionKeys(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow: writes 1,000,000 keys")
 	}
+	if raceEnabled {
+		t.Skip("the race detector multiplies memory use")
+	}
 	if os.Getenv(memChildEnv) == "" {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestMemoryMillionKeys$", "-test.v")
 		cmd.Env = append(os.Environ(), memChildEnv+"=1")
