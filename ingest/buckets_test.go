@@ -184,3 +184,35 @@ func TestPipelineFlushAndRollupCommands(t *testing.T) {
 		t.Fatalf("buckets from 12:01 = %+v", bs)
 	}
 }
+
+func TestPipelineResourceActions(t *testing.T) {
+	n := newTestNode(t, t.TempDir(), nil)
+	ctx := context.Background()
+	n.publishAt(t0.Add(time.Second), "sensors/a", `{"value":1,"unit":"V"}`)
+	if err := n.p.RollUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := n.p.Aggregator().Stats(); st.Open != 0 || st.Pending != 0 {
+		t.Fatalf("after RollUp: %+v", st)
+	}
+	agg, err := n.st.Aggregate(ctx, BucketKey("a", time.Minute, t0))
+	if err != nil || agg.Count != 1 {
+		t.Fatalf("rolled-up bucket = %+v, %v", agg, err)
+	}
+	freed, err := n.p.ReleaseMemory(ctx, 1<<20)
+	if err != nil || freed <= 0 {
+		t.Fatalf("ReleaseMemory = %d, %v", freed, err)
+	}
+	// Everything still works with the caches gone; the later reading for the
+	// rolled-up interval is merged as a late partial.
+	n.publishAt(t0.Add(2*time.Second), "sensors/a", "3")
+	if st := n.stats("a"); st.Count != 2 || st.Unit != "V" {
+		t.Fatalf("stats = %+v", st)
+	}
+	if err := n.tickAt(t0.Add(3 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if agg, err := n.st.Aggregate(ctx, BucketKey("a", time.Minute, t0)); err != nil || agg.Count != 2 || agg.Sum != 4 {
+		t.Fatalf("bucket after the late partial = %+v, %v", agg, err)
+	}
+}
