@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/ferrite-edge/ferrite/broker"
+	"github.com/ferrite-edge/ferrite/ingest"
+	"github.com/ferrite-edge/ferrite/store"
 )
 
 func startBroker(t *testing.T) string {
@@ -109,5 +111,65 @@ func TestEmbeddedOffset(t *testing.T) {
 		if !ok || got != 1234.567 {
 			t.Errorf("%s: %q → %v %v", name, p, got, ok)
 		}
+	}
+}
+
+// startGateway wires the real broker, store and ingest pipeline the way the
+// root package does, so -verify has SENSOR.STATS to ask.
+func startGateway(t *testing.T) string {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := store.Open(context.Background(), store.Options{NodeID: "bench-test", Dir: t.TempDir(), Logger: log, SweepInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ingest.New(context.Background(), ingest.Options{Store: ingest.NewStoreBackend(st), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := broker.New(broker.Options{Listen: "127.0.0.1:0", Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := broker.HandlerFunc(func(ctx context.Context, msgs []*broker.Message) error {
+		in := make([]*ingest.Message, len(msgs))
+		for i, m := range msgs {
+			in[i] = &ingest.Message{Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, ClientID: m.ClientID}
+		}
+		return p.HandleMessages(ctx, in)
+	})
+	if err := b.Handle("#", h, broker.HandlerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range ingest.Commands(p) {
+		if err := b.Router().Register(broker.Command{Name: c.Name, MinArgs: c.MinArgs, MaxArgs: c.MaxArgs,
+			Func: func(ctx context.Context, req *broker.Request) (any, error) { return c.Run(ctx, req.Args) }}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = b.Close(context.Background())
+		_ = p.Close(context.Background())
+		_ = st.Close()
+	})
+	return "tcp://" + b.Addr()
+}
+
+func TestVerifyCountsIngestedReadings(t *testing.T) {
+	addr := startGateway(t)
+	cfg := runConfig{
+		target: "ferrite", broker: addr, publishers: 2, rate: 200, duration: 500 * time.Millisecond, qos: 1,
+		format: formats["tasmota"], client: "raw", verify: true, inflight: 10, runID: "verify", drain: 5 * time.Second,
+	}
+	res, err := run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// QoS 1: every acknowledged message is a stored reading.
+	if res.Acked == 0 || res.Ingested != res.Acked || res.IngestRate <= 0 {
+		t.Fatalf("result %+v", res)
 	}
 }
