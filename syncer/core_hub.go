@@ -73,7 +73,8 @@ type hubEdge struct {
 	reading    bool
 	readStall  bool
 	rewound    bool
-	stalled    bool // the edge went silent: send nothing until it speaks
+	timeouts   int       // consecutive timeouts without hearing from the edge
+	holdUntil  time.Time // after timeouts: send nothing before this
 	inflight   []flight
 	needFull   bool
 	fd         fullSend
@@ -107,9 +108,22 @@ func (e *hubEdge) note(level slog.Level, msg string, args ...any) {
 func (e *hubEdge) heard(now time.Time) {
 	e.lastHeard = now
 	e.rec.LastSeen = now.UnixMilli()
-	if e.stalled {
-		e.stalled = false
-		e.rewind()
+	e.timeouts = 0
+	e.holdUntil = time.Time{}
+}
+
+// held reports whether sending waits after timeouts.
+func (e *hubEdge) held(now time.Time) bool { return now.Before(e.holdUntil) }
+
+// timedOut backs off after a timeout: the first resend goes at once, then
+// 1, 3, 7... ack timeouts apart (at most a minute) while the edge says
+// nothing: an edge that is gone costs little, an idle edge whose message
+// was lost still gets it.
+func (e *hubEdge) timedOut(now time.Time) {
+	e.timeouts++
+	n := min(e.timeouts-1, 6)
+	if hold := min(e.cfg.AckTimeout*time.Duration(1<<n-1), time.Minute); hold > 0 {
+		e.holdUntil = now.Add(hold)
 	}
 }
 
@@ -130,7 +144,7 @@ func (e *hubEdge) Hello(now time.Time, h *Hello, info hubInfo) {
 	}
 	e.session, e.active = h.Session, true
 	e.fd, e.fu = fullSend{}, fullRecv{}
-	e.inflight, e.reading, e.readStall, e.rewound, e.stalled = nil, false, false, false, false
+	e.inflight, e.reading, e.readStall, e.rewound = nil, false, false, false
 	e.durable, e.oldest = info.Durable, info.Oldest
 
 	cursor := h.DownSeq
@@ -295,7 +309,7 @@ func (e *hubEdge) Update(now time.Time, info hubInfo) {
 }
 
 func (e *hubEdge) pumpDown(now time.Time) {
-	if !e.active || e.stalled || e.fd.active {
+	if !e.active || e.held(now) || e.fd.active {
 		return
 	}
 	if e.sendCursor+1 < e.oldest {
@@ -315,7 +329,7 @@ func (e *hubEdge) pumpDown(now time.Time) {
 // read stopped).
 func (e *hubEdge) DownRead(now time.Time, after, next uint64, ops []store.Op) {
 	e.reading = false
-	if !e.active || after != e.sendCursor || e.fd.active || e.stalled {
+	if !e.active || after != e.sendCursor || e.fd.active {
 		e.pumpDown(now)
 		return
 	}
@@ -345,7 +359,8 @@ func (e *hubEdge) sendBatch(now time.Time, next uint64, ops []store.Op) {
 // is otherwise idle (so the edge's cursor, which its next Hello resumes
 // from, does not lag behind the log's pruning).
 func (e *hubEdge) maybeRangeOnly(now time.Time) {
-	if e.sentUpto >= e.sendCursor || len(e.inflight) > 0 || e.reading || now.Before(e.lastRange.Add(e.cfg.RangeEvery)) {
+	if e.sentUpto >= e.sendCursor || len(e.inflight) > 0 || e.reading || e.held(now) ||
+		now.Before(e.lastRange.Add(e.cfg.RangeEvery)) {
 		return
 	}
 	e.lastRange = now
@@ -384,7 +399,7 @@ func (e *hubEdge) startFullDown() {
 
 // WantChunk reports whether the core takes the next FullSync chunk now.
 func (e *hubEdge) WantChunk() bool {
-	return e.active && !e.stalled && e.fd.active && !e.fd.last && len(e.fd.deadlines) < e.cfg.Window
+	return e.active && e.fd.active && !e.fd.last && len(e.fd.deadlines) < e.cfg.Window
 }
 
 // ChunkReady delivers the exporter's next chunk; gen is the state
@@ -412,7 +427,7 @@ func (e *hubEdge) ExportFailed(now time.Time, snapshot uint64, err error) {
 	e.note(slog.LevelError, "exporting full state failed", "err", err)
 	e.fd = fullSend{}
 	e.needFull = true
-	e.stalled = true // retried when the edge next speaks
+	e.timedOut(now)
 }
 
 func (e *hubEdge) onFullAck(now time.Time, a *Ack) {
@@ -448,25 +463,26 @@ func (e *hubEdge) onFullAck(now time.Time, a *Ack) {
 }
 
 // Tick handles timeouts: unacknowledged batches are resent from the
-// acknowledged cursor; if the edge said nothing since it was sent, the
-// edge is considered gone and nothing more is sent until it speaks.
+// acknowledged cursor, an unacknowledged FullSync restarts, with backoff
+// while the edge says nothing.
 func (e *hubEdge) Tick(now time.Time) {
 	if !e.active {
 		return
 	}
-	if len(e.inflight) > 0 && !now.Before(e.inflight[0].deadline) {
-		if e.lastHeard.Before(e.inflight[0].sent) {
-			e.stalled = true
-		}
-		e.rewind()
+	if !e.holdUntil.IsZero() && !e.held(now) {
+		e.holdUntil = time.Time{}
 	}
-	e.maybeRangeOnly(now)
+	if len(e.inflight) > 0 && !now.Before(e.inflight[0].deadline) {
+		e.rewind()
+		e.timedOut(now)
+	}
 	if d := e.fd.deadline(); e.fd.active && !d.IsZero() && !now.Before(d) {
 		e.emit(actStopExport{})
 		e.fd = fullSend{}
 		e.needFull = true
-		e.stalled = true
+		e.timedOut(now)
 	}
+	e.maybeRangeOnly(now)
 	e.pumpDown(now)
 }
 
@@ -479,8 +495,11 @@ func (e *hubEdge) NextDeadline() time.Time {
 	if e.fd.active {
 		d = earliest(d, e.fd.deadline())
 	}
-	if e.sentUpto < e.sendCursor && len(e.inflight) == 0 && !e.stalled {
+	if e.sentUpto < e.sendCursor && len(e.inflight) == 0 {
 		d = earliest(d, e.lastRange.Add(e.cfg.RangeEvery))
+	}
+	if !e.holdUntil.IsZero() {
+		d = earliest(d, e.holdUntil)
 	}
 	return d
 }

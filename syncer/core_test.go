@@ -208,8 +208,8 @@ func TestHubCoreScripts(t *testing.T) {
 			case "report":
 				e.Report(make([]crdt.Conflict, c.u64(t, "n", 1)))
 			case "state":
-				return fmt.Sprintf("active=%v session=%d stalled=%v needfull=%v up=%d down: cursor=%d acked=%d inflight=%d gen=%d fulldowns=%d fullups=%d next=%s",
-					e.active, e.session, e.stalled, e.needFull, e.upCursor, e.sendCursor, e.rec.DownCursor,
+				return fmt.Sprintf("active=%v session=%d hold=%s needfull=%v up=%d down: cursor=%d acked=%d inflight=%d gen=%d fulldowns=%d fullups=%d next=%s",
+					e.active, e.session, rel(e.holdUntil), e.needFull, e.upCursor, e.sendCursor, e.rec.DownCursor,
 					len(e.inflight), e.rec.HaveGen, e.fullDowns, e.fullUps, rel(e.NextDeadline()))
 			case "prune":
 				// prune gen= oldest= durable= floor= cursors=a:g,b:g

@@ -379,6 +379,13 @@ func (r *edgeRun) loop(ctx context.Context) error {
 			if !r.flushAt.IsZero() && !r.now().Before(r.flushAt) {
 				r.flush(ctx)
 			}
+			// Only durable ops are sent. Under durability "none" nothing
+			// else fsyncs local writes: do it here, at most every second.
+			if r.opts.HubURL != "" && r.st.LastSeq() > r.st.DurableSeq() {
+				if err := r.st.SyncWAL(ctx); err != nil && ctx.Err() == nil {
+					r.log.Error("fsync for sync failed", "err", err)
+				}
+			}
 		}
 	}
 }

@@ -116,8 +116,8 @@ func (o *HubOptions) Validate() error {
 	l := LinkOptions{URL: o.BrokerURL, TopicPrefix: o.TopicPrefix, ConnectTimeout: o.ConnectTimeout, KeepAlive: o.KeepAlive}
 	l.validate(&p, true)
 	o.BatchOptions.validate(&p)
-	if o.RetentionBytes < 1<<20 || o.RetentionAge < time.Minute {
-		p.add("retention %d bytes / %v: want at least 1 MiB and 1m", o.RetentionBytes, o.RetentionAge)
+	if o.RetentionBytes < 4<<10 || o.RetentionAge < time.Second {
+		p.add("retention %d bytes / %v: want at least 4 KiB and 1s", o.RetentionBytes, o.RetentionAge)
 	}
 	if o.MaxEdges < 1 || o.IdleTimeout < time.Second {
 		p.add("max edges %d / idle timeout %v: want at least 1 and 1s", o.MaxEdges, o.IdleTimeout)
