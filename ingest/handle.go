@@ -116,7 +116,7 @@ func (p *Pipeline) HandleMessages(ctx context.Context, msgs []*Message) error {
 	}
 	if async {
 		p.m.ingested.Add(float64(ingested))
-		if dropped := p.queue.push(b.readings); dropped > 0 {
+		if dropped := p.queue.push(ctx, b.readings); dropped > 0 {
 			p.m.dropped.WithLabelValues("queue_full").Add(float64(dropped))
 		}
 		return nil

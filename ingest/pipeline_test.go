@@ -211,17 +211,25 @@ func TestPipelineQoS0Queue(t *testing.T) {
 	for i := range msgs {
 		msgs[i] = &Message{Topic: "sensors/q", Payload: []byte(fmt.Sprint(i))}
 	}
-	// QoS 0: queued for the writer; the 2 readings beyond the queue size are dropped.
+	// QoS 0: queued for the writer. Stall the writer (it needs the registry
+	// lock to record a batch): the first 5 readings fit (3, then 2 more once
+	// the writer took the first 3); of the next 5 only 1 fits, and the rest
+	// is dropped after the bounded wait for room.
+	n.p.ingestion.mu.Lock()
 	if err := n.p.HandleMessages(ctx, msgs); err != nil {
 		t.Fatal(err)
 	}
+	if err := n.p.HandleMessages(ctx, msgs); err != nil {
+		t.Fatal(err)
+	}
+	n.p.ingestion.mu.Unlock()
 	if err := n.p.Drain(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if st := n.stats("q"); st.Count != 3 || st.Sum != 3 {
+	if st := n.stats("q"); st.Count != 6 {
 		t.Fatalf("stats = %+v", st)
 	}
-	if got := metricValue(t, n.p.m.dropped.WithLabelValues("queue_full")); got != 2 {
+	if got := metricValue(t, n.p.m.dropped.WithLabelValues("queue_full")); got != 4 {
 		t.Fatalf("queue_full drops = %v", got)
 	}
 	// A store refusal drops the queued readings (nobody waits for a QoS 0 ack).
@@ -241,7 +249,7 @@ func TestPipelineQoS0Queue(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.restart(false, nil)
-	if st := n.stats("q"); st.Count != 4 {
+	if st := n.stats("q"); st.Count != 7 {
 		t.Fatalf("after close: %+v", st)
 	}
 }

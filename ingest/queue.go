@@ -20,7 +20,8 @@ const DefaultQueueSize = 65536
 // policy), new readings accumulate, so the store batch grows with the
 // commit latency: one fsync covers as many readings as arrived meanwhile
 // (group commit at the ingest level), and parsing overlaps the write on
-// the second core. Beyond size readings the newest are dropped and counted.
+// the second core. When size readings are queued, a push waits briefly
+// for room (backpressure), then drops the newest, counted.
 type qos0Queue struct {
 	p    *Pipeline
 	size int
@@ -31,33 +32,55 @@ type qos0Queue struct {
 	busy    bool          // the writer holds a batch
 	idle    chan struct{} // closed and replaced when the writer goes idle with nothing queued
 	wake    chan struct{} // capacity 1
+	space   chan struct{} // closed and replaced when the writer takes a batch
 	stopped bool
 }
 
 func newQoS0Queue(p *Pipeline, size int) *qos0Queue {
-	return &qos0Queue{p: p, size: size, wake: make(chan struct{}, 1), idle: make(chan struct{})}
+	return &qos0Queue{p: p, size: size, wake: make(chan struct{}, 1), idle: make(chan struct{}), space: make(chan struct{})}
 }
 
-// push queues readings and returns how many it dropped.
-func (q *qos0Queue) push(rs []Reading) int {
-	q.mu.Lock()
-	if q.stopped {
+// maxQueueWait bounds how long push waits for room before dropping.
+const maxQueueWait = 250 * time.Millisecond
+
+// push queues readings and returns how many it dropped. When the queue is
+// full it first waits (up to maxQueueWait, or ctx) for the writer to take
+// a batch: the wait pushes back on the broker's queue worker instead of
+// dropping at the first burst.
+func (q *qos0Queue) push(ctx context.Context, rs []Reading) int {
+	var deadline <-chan time.Time
+	for {
+		q.mu.Lock()
+		if q.stopped {
+			q.mu.Unlock()
+			return len(rs)
+		}
+		room := max(q.size-len(q.buf), 0)
+		n := min(room, len(rs))
+		q.buf = append(q.buf, rs[:n]...)
+		rs = rs[n:]
+		space := q.space
 		q.mu.Unlock()
-		return len(rs)
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+		if len(rs) == 0 {
+			return 0
+		}
+		if deadline == nil {
+			t := time.NewTimer(maxQueueWait)
+			defer t.Stop()
+			deadline = t.C
+		}
+		select {
+		case <-space:
+		case <-deadline:
+			return len(rs)
+		case <-ctx.Done():
+			return len(rs)
+		}
 	}
-	room := q.size - len(q.buf)
-	dropped := 0
-	if len(rs) > room {
-		dropped = len(rs) - max(room, 0)
-		rs = rs[:max(room, 0)]
-	}
-	q.buf = append(q.buf, rs...)
-	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-	return dropped
 }
 
 func (q *qos0Queue) len() int {
@@ -86,6 +109,8 @@ func (q *qos0Queue) take() []Reading {
 		out = out[:maxWriteBatch]
 	}
 	q.busy = true
+	close(q.space) // wake pushers waiting for room
+	q.space = make(chan struct{})
 	return out
 }
 
@@ -117,6 +142,8 @@ func (q *qos0Queue) run(ctx context.Context) {
 			cancel()
 			q.mu.Lock()
 			q.stopped = true
+			close(q.space) // pushers waiting for room see stopped
+			q.space = make(chan struct{})
 			q.mu.Unlock()
 			return
 		}
