@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,7 +43,8 @@ func rawPebble(b *testing.B) *pebble.DB {
 	o := testOptions(b.TempDir())
 	o.MemoryLimit = 64 << 20
 	o.EnsureDefaults()
-	db, err := pebble.Open(b.TempDir(), pebbleOptions(&o))
+	var noDelay atomic.Int64 // raw Pebble: never delay syncs
+	db, err := pebble.Open(b.TempDir(), pebbleOptions(&o, &noDelay))
 	if err != nil {
 		b.Fatal(err)
 	}

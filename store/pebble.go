@@ -3,6 +3,8 @@ package store
 import (
 	"fmt"
 	"log/slog"
+	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -35,7 +37,28 @@ func budgetFor(limit int64) memoryBudget {
 	return b
 }
 
-func pebbleOptions(o *Options) *pebble.Options {
+// walSyncDelay spaces WAL fsyncs while many writers wait on them, so that
+// each fsync covers more of them: a pause proportional to the writers in
+// flight (about the time each needs to stage its write), capped. A lone
+// writer, or a few, is never delayed. Measured with 64 writers under
+// durability "always": ~15k -> ~35k ops/s, on par with raw Pebble.
+func walSyncDelay(inflight *atomic.Int64) func() time.Duration {
+	return func() time.Duration {
+		n := inflight.Load()
+		if n < groupSyncWriters {
+			return 0
+		}
+		return min(time.Duration(n)*groupSyncPerWriter, groupSyncMaxDelay)
+	}
+}
+
+const (
+	groupSyncWriters   = 4
+	groupSyncPerWriter = 8 * time.Microsecond
+	groupSyncMaxDelay  = 500 * time.Microsecond
+)
+
+func pebbleOptions(o *Options, inflight *atomic.Int64) *pebble.Options {
 	b := budgetFor(o.MemoryLimit)
 	po := &pebble.Options{
 		FS:                          o.FS,
@@ -64,6 +87,7 @@ func pebbleOptions(o *Options) *pebble.Options {
 	// rewrites, the whole op log below it; split, the op log's tables do
 	// not overlap the data's and mostly move down without a rewrite.
 	po.Experimental.SpanPolicyFunc = keyspaceSpans
+	po.WALMinSyncInterval = walSyncDelay(inflight)
 	po.EnsureDefaults()
 	return po
 }

@@ -60,6 +60,7 @@ type Store struct {
 	walErr    atomic.Pointer[error]
 	refusal   atomic.Pointer[string]
 	diskUsage atomic.Uint64
+	inflight  atomic.Int64 // local writes waiting for their commit
 
 	notifyMu sync.Mutex
 	notifyCh chan struct{} // closed when durable advances; nil if nobody waits
@@ -111,7 +112,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	// new data directory whose entry is not durable in its parent loses
 	// every synced write in it on power loss.
 	path := opts.FS.PathJoin(opts.Dir, "store")
-	db, err := pebble.Open(path, pebbleOptions(&s.opts))
+	db, err := pebble.Open(path, pebbleOptions(&s.opts, &s.inflight))
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}

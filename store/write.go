@@ -111,6 +111,8 @@ func (s *Store) write(ctx context.Context, reqs ...*writeReq) error {
 	if err := s.checkWrite(ctx, grows); err != nil {
 		return err
 	}
+	s.inflight.Add(1)
+	defer s.inflight.Add(-1)
 	pw := &pendingWrite{reqs: reqs, wake: make(chan struct{}, 1)}
 	s.qmu.Lock()
 	s.queue = append(s.queue, pw)
