@@ -462,6 +462,11 @@ func (c *edgeCore) onAck(now time.Time, a *Ack) {
 		c.sendCursor, c.sentUpto = a.Cursor, a.Cursor
 		c.rewound = true
 	}
+	if len(c.inflight) == 0 && !c.reading && c.sendCursor > c.st.UpAcked {
+		// Everything sent is acknowledged and the rest of what was read
+		// held nothing of ours.
+		c.advanceUpAcked(c.sendCursor)
+	}
 	c.pumpUp(now)
 }
 

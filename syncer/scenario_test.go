@@ -70,9 +70,10 @@ func TestQueueOverflowFullSync(t *testing.T) {
 		s := e1.edge.Status()
 		return !s.NeedFullSync && s.PendingOps == 0 && s.FullSyncsUp == 1, fmt.Sprintf("edge-1 %+v", s)
 	})
-	if s := e2.edge.Status(); s.FullSyncsDown == 0 {
-		t.Fatalf("edge-2 got no FullSync after the hub merged edge-1's state: %+v", s)
-	}
+	waitFor(t, 5*time.Second, func() (bool, string) {
+		s := e2.edge.Status()
+		return s.FullSyncsDown > 0, fmt.Sprintf("edge-2 got no FullSync after the hub merged edge-1's state: %+v", s)
+	})
 	// Later writes flow as deltas again.
 	check(t, e1.st.Set(ctx, "after", []byte("delta")))
 	waitFor(t, 10*time.Second, func() (bool, string) {
@@ -215,9 +216,10 @@ func TestRetentionFullSync(t *testing.T) {
 	})
 	e2.startEdge(b.url)
 	waitConverged(t, 30*time.Second, hub, e1, e2)
-	if s := e2.edge.Status(); s.FullSyncsDown == 0 {
-		t.Fatalf("edge-2 came back behind the retained log without a FullSync: %+v", s)
-	}
+	waitFor(t, 5*time.Second, func() (bool, string) {
+		s := e2.edge.Status()
+		return s.FullSyncsDown > 0, fmt.Sprintf("edge-2 came back behind the retained log without a FullSync: %+v", s)
+	})
 }
 
 // TestSyncNowFailsFast: with the hub unreachable, EDGE.SYNC fails with
