@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/ferrite-edge/ferrite/crdt"
@@ -37,16 +38,18 @@ type writeReq struct {
 	staleTTL int64
 
 	err error // result of this request
+	kw  keyWriter
 }
 
 // keyWriter is what a writeReq's build sees.
 type keyWriter struct {
-	s     *Store
-	key   string
-	c     *cached
-	now   int64
-	strat crdt.Strategy
-	ops   []pendingOp
+	s      *Store
+	key    string
+	c      *cached
+	now    int64
+	strat  crdt.Strategy
+	ops    []pendingOp
+	opsArr [1]pendingOp // most writes make one op: no allocation
 }
 
 type pendingOp struct {
@@ -94,6 +97,15 @@ type pendingWrite struct {
 	err      error
 }
 
+var pendingWrites = sync.Pool{New: func() any { return &pendingWrite{wake: make(chan struct{}, 1)} }}
+
+// release returns pw to the pool; its wake channel is drained (every
+// send to it was received).
+func (pw *pendingWrite) release() {
+	*pw = pendingWrite{wake: pw.wake}
+	pendingWrites.Put(pw)
+}
+
 // maxGroupReqs bounds the requests one leader commits at once.
 const maxGroupReqs = 512
 
@@ -113,7 +125,9 @@ func (s *Store) write(ctx context.Context, reqs ...*writeReq) error {
 	}
 	s.inflight.Add(1)
 	defer s.inflight.Add(-1)
-	pw := &pendingWrite{reqs: reqs, wake: make(chan struct{}, 1)}
+	pw := pendingWrites.Get().(*pendingWrite)
+	pw.reqs = reqs
+	defer pw.release()
 	s.qmu.Lock()
 	s.queue = append(s.queue, pw)
 	if !s.leading {
@@ -252,8 +266,11 @@ func (s *Store) writeKey(b *pebble.Batch, r *writeReq, now int64, loaded map[str
 		return 0, fmt.Errorf("%w: key %q would exceed %d bytes", ErrValueTooLarge, r.key, s.opts.MaxEntrySize)
 	}
 	oldExp := c.e.ExpireAt()
-	kw := keyWriter{s: s, key: r.key, c: c, now: now, strat: s.opts.Resolver.For(r.key)}
-	err := r.build(&kw)
+	// The keyWriter lives in the request (already on the heap).
+	kw := &r.kw
+	*kw = keyWriter{s: s, key: r.key, c: c, now: now, strat: s.opts.Resolver.For(r.key)}
+	kw.ops = kw.opsArr[:0]
+	err := r.build(kw)
 	if len(kw.ops) == 0 {
 		if r.staleTTL != 0 && r.staleTTL != oldExp {
 			_ = b.Delete(ttlKey(s.keyBuf, r.staleTTL, r.key), nil)
