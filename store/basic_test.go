@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"testing"
@@ -44,5 +45,28 @@ func TestStats(t *testing.T) {
 	if st.Keys != 2 || st.LastSeq != 2 || st.OpLogOps != 2 || st.OldestSeq != 1 || st.Sensors != 1 ||
 		st.NodeID != "edge-1" || st.Role != "edge" || st.WritesRefused != "disk critical" || st.Durability != "none" {
 		t.Fatalf("%+v", st)
+	}
+}
+
+func TestMaxEntrySize(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, func(o *Options) {
+		o.MaxValueSize = 100
+		o.MaxEntrySize = 2000
+		o.CompressionLevel = 9 // the limit is on the entry, not its compressed record
+	})
+	v := bytes.Repeat([]byte("x"), 100)
+	var err error
+	n := 0
+	for ; n < 100; n++ {
+		if _, err = s.RPush(ctx, "list", v); err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, ErrValueTooLarge) || n < 5 || n > 20 {
+		t.Fatalf("after %d pushes: %v", n, err)
+	}
+	if l := must[int64](t)(s.LLen(ctx, "list")); l != int64(n) {
+		t.Fatalf("LLEN %d after %d accepted pushes", l, n)
 	}
 }

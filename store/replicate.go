@@ -269,7 +269,7 @@ func (s *Store) recordEntryBytes(buf *[]byte, v []byte) ([]byte, error) {
 	if n <= 0 {
 		return nil, fmt.Errorf("%w: record seq", ErrCorrupt)
 	}
-	raw, err := decodeValue(*buf, v[n:], s.opts.MaxEntrySize*2)
+	raw, err := decodeValue(*buf, v[n:], maxRecordDecode)
 	if err != nil {
 		return nil, err
 	}

@@ -76,7 +76,8 @@ type Store struct {
 type cached struct {
 	e    *crdt.Entry
 	seq  uint64 // local op seq of the last change (0: before any op)
-	size int    // encoded record size
+	size int    // stored record size (compressed)
+	raw  int    // encoded entry size (what MaxEntrySize bounds)
 }
 
 func (c *cached) cost(key string) int64 {

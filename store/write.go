@@ -262,7 +262,7 @@ func (s *Store) writeKey(b *pebble.Batch, r *writeReq, now int64, loaded map[str
 	if r.creates && !wasLive && s.opts.MaxKeys > 0 && s.live >= s.opts.MaxKeys {
 		return 0, fmt.Errorf("%w: %d keys (max %d)", ErrTooManyKeys, s.live, s.opts.MaxKeys)
 	}
-	if c.size+r.adds > s.opts.MaxEntrySize {
+	if c.raw+r.adds > s.opts.MaxEntrySize {
 		return 0, fmt.Errorf("%w: key %q would exceed %d bytes", ErrValueTooLarge, r.key, s.opts.MaxEntrySize)
 	}
 	oldExp := c.e.ExpireAt()
@@ -299,7 +299,7 @@ func (s *Store) stageEntry(b *pebble.Batch, key string, c *cached, seq uint64, w
 	s.entBuf = c.e.AppendBinary(s.entBuf[:0])
 	s.recBuf = binary.AppendUvarint(s.recBuf[:0], seq)
 	s.recBuf = s.codec.appendValue(s.recBuf, s.entBuf)
-	size := len(s.recBuf)
+	size, raw := len(s.recBuf), len(s.entBuf)
 	s.keyBuf = dataKey(s.keyBuf, key)
 	_ = b.Set(s.keyBuf, s.recBuf, nil)
 	if newExp := c.e.ExpireAt(); newExp != oldExp {
@@ -317,7 +317,7 @@ func (s *Store) stageEntry(b *pebble.Batch, key string, c *cached, seq uint64, w
 		s.live--
 	}
 	// seq and size change under the shard lock: Evict reads them in view.
-	s.cache.update(key, c, func() { c.seq, c.size = seq, size }, func() int64 { return c.cost(key) })
+	s.cache.update(key, c, func() { c.seq, c.size, c.raw = seq, size, raw }, func() int64 { return c.cost(key) })
 }
 
 // entryLive reports whether the key exists, ignoring expiry (an expired key
@@ -374,6 +374,12 @@ func (s *Store) loadEntry(key string) (*cached, error) {
 	return c, nil
 }
 
+// maxRecordDecode bounds the decoded size of a stored entry. It is not
+// MaxEntrySize: remote applies may grow an entry past the local limit
+// (convergence first) and it must stay readable. decodeValue also bounds
+// the size by the input's length, so garbage cannot size an allocation.
+const maxRecordDecode = 1<<31 - 1
+
 // decodeRecord decodes a data record: uvarint seq, then the compact value
 // of the encoded entry.
 func (s *Store) decodeRecord(v []byte) (*cached, error) {
@@ -381,7 +387,7 @@ func (s *Store) decodeRecord(v []byte) (*cached, error) {
 	if n <= 0 {
 		return nil, fmt.Errorf("%w: record seq", ErrCorrupt)
 	}
-	raw, err := decodeValue(nil, v[n:], s.opts.MaxEntrySize*2)
+	raw, err := decodeValue(nil, v[n:], maxRecordDecode)
 	if err != nil {
 		return nil, err
 	}
@@ -389,7 +395,7 @@ func (s *Store) decodeRecord(v []byte) (*cached, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &cached{e: e, seq: seq, size: len(v)}, nil
+	return &cached{e: e, seq: seq, size: len(v), raw: len(raw)}, nil
 }
 
 // read calls fn with key's entry and the current time. fn must not retain
