@@ -148,7 +148,8 @@ type Edge struct {
 	m        *metrics
 	counters linkCounters
 
-	running  atomic.Bool
+	started  atomic.Bool
+	stopped  chan struct{} // closed when Run returns
 	reqs     chan chan error
 	interval atomic.Int64 // ns; applied by the loop
 	wake     chan struct{}
@@ -178,10 +179,11 @@ func NewEdge(opts EdgeOptions) (*Edge, error) {
 		return nil, err
 	}
 	e := &Edge{
-		opts: opts,
-		log:  opts.Logger.With("component", "syncer", "role", "edge"),
-		reqs: make(chan chan error),
-		wake: make(chan struct{}, 1),
+		opts:    opts,
+		log:     opts.Logger.With("component", "syncer", "role", "edge"),
+		reqs:    make(chan chan error),
+		wake:    make(chan struct{}, 1),
+		stopped: make(chan struct{}),
 	}
 	e.interval.Store(int64(opts.Interval))
 	e.m = newMetrics(opts.Registerer)
@@ -195,17 +197,17 @@ func (e *Edge) Close() { e.m.unregister() }
 // SyncNow pushes every change made before the call and returns when the
 // hub has acknowledged them (durably applied), or with ErrLinkDown when
 // the attempt failed (unreachable hub, ack timeout), or ctx's error.
-// Offline, it first tries to connect at once.
+// Offline, it first tries to connect at once. Called before Run starts,
+// it waits for it; after Run returned, it returns ErrNotRunning.
 func (e *Edge) SyncNow(ctx context.Context) error {
 	if e.opts.HubURL == "" {
 		return ErrNoHub
 	}
-	if !e.running.Load() {
-		return ErrNotRunning
-	}
 	done := make(chan error, 1)
 	select {
 	case e.reqs <- done:
+	case <-e.stopped:
+		return ErrNotRunning
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -231,14 +233,18 @@ func (e *Edge) SetInterval(d time.Duration) {
 }
 
 // Run runs the edge until ctx ends; it returns nil then, or the error that
-// stopped it (the store failed to load the syncer state).
+// stopped it (the store failed to load the syncer state). An Edge runs
+// once.
 func (e *Edge) Run(ctx context.Context) error {
-	if !e.running.CompareAndSwap(false, true) {
+	if !e.started.CompareAndSwap(false, true) {
 		return errAlreadyRunning
 	}
-	defer e.running.Store(false)
+	defer close(e.stopped)
 	r, err := newEdgeRun(ctx, e)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	return r.loop(ctx)

@@ -64,9 +64,14 @@ type LinkStats struct {
 	ConsecutiveFailures int
 	// Throughput is bytes per second (both directions) over the last
 	// seconds.
-	Throughput    float64
+	Throughput float64
+	// BytesSent and BytesReceived count MQTT bytes on the hub link (sync
+	// PUBLISH packets and their PUBACKs), since the Edge was created.
 	BytesSent     uint64
 	BytesReceived uint64
+	// MessagesSent and MessagesReceived count sync messages.
+	MessagesSent     uint64
+	MessagesReceived uint64
 }
 
 // LinkStats returns the link figures. It never blocks.
@@ -74,7 +79,8 @@ func (e *Edge) LinkStats() LinkStats {
 	s := e.status.Load()
 	return LinkStats{
 		Connected: s.HubConnected, RTT: e.linkRTT.Load(), ConsecutiveFailures: int(e.failures.Load()),
-		Throughput: e.throughput.Load(), BytesSent: e.counters.bytesOut.Load(), BytesReceived: e.counters.bytesIn.Load(),
+		Throughput: e.throughput.Load(), BytesSent: e.counters.wireOut.Load(), BytesReceived: e.counters.wireIn.Load(),
+		MessagesSent: e.counters.msgsOut.Load(), MessagesReceived: e.counters.msgsIn.Load(),
 	}
 }
 
@@ -131,7 +137,7 @@ func (r *edgeRun) publishStatus() {
 	}
 	r.e.failures.Store(int64(c.attempts))
 	if dt := now.Sub(r.rateAt); dt >= time.Second {
-		total := r.e.counters.bytesOut.Load() + r.e.counters.bytesIn.Load()
+		total := r.e.counters.wireOut.Load() + r.e.counters.wireIn.Load()
 		if !r.rateAt.IsZero() {
 			r.e.throughput.Store((float64(total - r.bytesPrev)) / dt.Seconds())
 		}

@@ -142,6 +142,7 @@ type replica struct {
 	dir    string
 	res    crdt.Resolver
 	clock  func() int64
+	dur    store.Durability
 	st     *store.Store
 	edge   *Edge
 	hub    *Hub
@@ -150,9 +151,13 @@ type replica struct {
 }
 
 func openStore(t testing.TB, dir, node string, role crdt.Role, res crdt.Resolver, clock func() int64) *store.Store {
+	return openStoreDur(t, dir, node, role, res, clock, store.DurabilityAlways)
+}
+
+func openStoreDur(t testing.TB, dir, node string, role crdt.Role, res crdt.Resolver, clock func() int64, dur store.Durability) *store.Store {
 	t.Helper()
 	st, err := store.Open(context.Background(), store.Options{
-		NodeID: node, Role: role, Dir: dir, Resolver: res, Clock: clock,
+		NodeID: node, Role: role, Dir: dir, Resolver: res, Clock: clock, Durability: dur,
 		SweepInterval: -1, Logger: testLogger(t), Registerer: prometheus.NewRegistry(),
 	})
 	if err != nil {
@@ -169,7 +174,7 @@ func newReplica(t testing.TB, name string, role crdt.Role, res crdt.Resolver) *r
 }
 
 func (r *replica) open() {
-	r.st = openStore(r.t, r.dir, r.name, r.role, r.res, r.clock)
+	r.st = openStoreDur(r.t, r.dir, r.name, r.role, r.res, r.clock, r.dur)
 }
 
 // close stops the syncer and closes the store (idempotent).

@@ -190,12 +190,18 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 	defer h.running.Store(false)
 	if err := h.load(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	h.mu.Lock()
 	h.ctx = ctx
 	h.mu.Unlock()
 	if err := h.index.catchUp(ctx, h.opts.Store, h.now()); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("syncer: index the op log: %w", err)
 	}
 	h.log.Info("hub started", "node", h.opts.NodeID, "broker", h.opts.BrokerURL, "edges", len(h.records),

@@ -18,15 +18,24 @@ const (
 	knownOpFlags = opRoleHub | opStampNode
 )
 
-// nodeTable interns node ids in order of first use.
+// nodeTable interns node ids in order of first use. A batch names few
+// nodes (its origins and stampers), so a linear search beats a map and
+// allocates nothing beyond the slice.
 type nodeTable struct {
 	names []string
-	index map[string]int
+}
+
+func (t *nodeTable) indexOf(n string) int {
+	for i, m := range t.names {
+		if m == n {
+			return i
+		}
+	}
+	return -1
 }
 
 func (t *nodeTable) add(n string) {
-	if _, ok := t.index[n]; !ok {
-		t.index[n] = len(t.names)
+	if t.indexOf(n) < 0 {
 		t.names = append(t.names, n)
 	}
 }
@@ -76,7 +85,7 @@ func (m *DeltaSync) appendBody(b []byte) []byte {
 	b = appendUvarint(b, m.Session)
 	b = appendUvarint(b, m.After)
 	b = appendUvarint(b, m.Upto)
-	t := nodeTable{index: make(map[string]int, 4)}
+	var t nodeTable
 	for i := range m.Ops {
 		t.add(m.Ops[i].Dot.Node)
 		t.add(m.Ops[i].Stamp.Node)
@@ -99,9 +108,9 @@ func (m *DeltaSync) appendBody(b []byte) []byte {
 			flags |= opStampNode
 		}
 		b = append(b, flags)
-		b = appendUvarint(b, uint64(t.index[op.Dot.Node]))
+		b = appendUvarint(b, uint64(t.indexOf(op.Dot.Node)))
 		if flags&opStampNode != 0 {
-			b = appendUvarint(b, uint64(t.index[op.Stamp.Node]))
+			b = appendUvarint(b, uint64(t.indexOf(op.Stamp.Node)))
 		}
 		b = appendVarint(b, int64(op.Dot.Counter-prevCounter))
 		b = appendVarint(b, int64(op.Stamp.TS-prevTS))

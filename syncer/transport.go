@@ -100,9 +100,19 @@ type linkConfig struct {
 // linkCounters count the bytes and messages of a link (for metrics and
 // LinkStats); shared across reconnections.
 type linkCounters struct {
-	bytesOut, bytesIn atomic.Uint64
+	bytesOut, bytesIn atomic.Uint64 // sync message payloads
 	msgsOut, msgsIn   atomic.Uint64
+	wireOut, wireIn   atomic.Uint64 // MQTT bytes: PUBLISH packets, and the PUBACKs answering them
 }
+
+// publishSize is the size of an MQTT 3.1.1 QoS 1 PUBLISH packet: fixed
+// header (type, remaining length), topic, packet id, payload.
+func publishSize(topic string, payload int) uint64 {
+	rem := 2 + len(topic) + 2 + payload
+	return uint64(1 + uvarintLen(uint64(rem)) + rem)
+}
+
+const pubackSize = 4
 
 // dialFunc connects; tests wrap it to inject faults.
 type dialFunc func(ctx context.Context, cfg linkConfig) (link, error)
@@ -211,9 +221,11 @@ func wait(ctx context.Context, t mqtt.Token, timeout time.Duration) error {
 
 func (l *pahoLink) Subscribe(topic string) error {
 	t := l.c.Subscribe(topic, 1, func(_ mqtt.Client, m mqtt.Message) {
-		if l.cfg.Counters != nil {
-			l.cfg.Counters.bytesIn.Add(uint64(len(m.Payload())))
-			l.cfg.Counters.msgsIn.Add(1)
+		if c := l.cfg.Counters; c != nil {
+			c.bytesIn.Add(uint64(len(m.Payload())))
+			c.msgsIn.Add(1)
+			c.wireIn.Add(publishSize(m.Topic(), len(m.Payload())))
+			c.wireOut.Add(pubackSize)
 		}
 		// Never block paho's router: the receiver's queue is bounded and
 		// drops on overflow (the protocol resends).
@@ -234,9 +246,11 @@ func (l *pahoLink) Publish(topic string, payload []byte, retained bool) error {
 		}
 	default:
 	}
-	if l.cfg.Counters != nil {
-		l.cfg.Counters.bytesOut.Add(uint64(len(payload)))
-		l.cfg.Counters.msgsOut.Add(1)
+	if c := l.cfg.Counters; c != nil {
+		c.bytesOut.Add(uint64(len(payload)))
+		c.msgsOut.Add(1)
+		c.wireOut.Add(publishSize(topic, len(payload)))
+		c.wireIn.Add(pubackSize)
 	}
 	return nil
 }
