@@ -57,52 +57,26 @@ func (s *Store) ApplyRemote(ctx context.Context, ops []Op) (ApplyResult, error) 
 	b := s.db.NewBatch()
 	st := newStager(s)
 	for i := range ops {
-		op := &ops[i]
-		if s.ctx.Contains(op.Dot) {
-			res.Skipped++
-			continue
-		}
-		d, err := crdt.DecodeDelta(op.Delta)
-		if err != nil {
-			res.Rejected++
-			logSometimes.Do(func() {
-				s.log.Error("remote op rejected: bad delta", "dot", op.Dot.String(), "key", op.Key, "err", err)
-			})
-			continue
-		}
-		if _, err := s.hlc.Update(op.Stamp.TS); errors.Is(err, crdt.ErrClockSkew) {
-			res.Skewed++
-			logSometimes.Do(func() { s.log.Warn("remote clock ahead", "node", op.Stamp.Node, "err", err) })
-		}
-		c, err := st.entry(op.Key)
-		if err != nil {
-			s.wmu.Unlock()
+		if err := s.applyRemoteOp(b, st, &ops[i], &res); err != nil {
 			_ = b.Close()
+			if res.Applied > 0 {
+				// Earlier ops changed the state in memory: stop writing.
+				st.invalidate()
+				err = s.failWAL(err)
+			}
+			s.wmu.Unlock()
 			return ApplyResult{}, err
 		}
-		strat := s.opts.Resolver.For(op.Key)
-		var confl []crdt.Conflict
-		s.cache.mutate(op.Key, func() { confl = c.e.ApplyDelta(d, s.ctx, strat) })
-		s.ctx.AddDots(d.Ctx)
-		s.ctx.Add(op.Dot)
-		s.seq++
-		logged := *op
-		logged.Seq = s.seq
-		s.recBuf = logged.AppendBinary(s.recBuf[:0])
-		s.keyBuf = opKey(s.keyBuf, s.seq)
-		_ = b.Set(s.keyBuf, s.recBuf, nil)
-		st.touch(op.Key, s.seq)
-		for i := range confl {
-			confl[i].Key = op.Key
-		}
-		res.Conflicts = append(res.Conflicts, confl...)
-		res.Applied++
 	}
+	defer func() {
+		s.metrics.remoteApplied.Add(float64(res.Applied))
+		s.metrics.remoteSkipped.Add(float64(res.Skipped))
+		s.metrics.remoteBad.Add(float64(res.Rejected))
+		s.metrics.clockSkew.Add(float64(res.Skewed))
+	}()
 	if res.Applied == 0 {
 		s.wmu.Unlock()
 		_ = b.Close()
-		s.metrics.remoteSkipped.Add(float64(res.Skipped))
-		s.metrics.remoteBad.Add(float64(res.Rejected))
 		res.LastSeq = s.lastSeq.Load()
 		return res, nil
 	}
@@ -121,14 +95,53 @@ func (s *Store) ApplyRemote(ctx context.Context, ops []Op) (ApplyResult, error) 
 	s.publishSeq()
 	res.LastSeq = s.seq
 	s.wmu.Unlock()
-	s.metrics.remoteApplied.Add(float64(res.Applied))
-	s.metrics.remoteSkipped.Add(float64(res.Skipped))
-	s.metrics.remoteBad.Add(float64(res.Rejected))
-	s.metrics.clockSkew.Add(float64(res.Skewed))
 	if err := s.finishCommit(w); err != nil {
 		return ApplyResult{}, err
 	}
 	return res, nil
+}
+
+// applyRemoteOp applies one remote op into st and b (wmu held). It fails
+// only when the key's entry cannot be read.
+func (s *Store) applyRemoteOp(b *pebble.Batch, st *stager, op *Op, res *ApplyResult) error {
+	if s.ctx.Contains(op.Dot) {
+		res.Skipped++
+		return nil
+	}
+	d, err := crdt.DecodeDelta(op.Delta)
+	if err != nil {
+		res.Rejected++
+		logSometimes.Do(func() {
+			s.log.Error("remote op rejected: bad delta", "dot", op.Dot.String(), "key", op.Key, "err", err)
+		})
+		return nil
+	}
+	c, err := st.entry(op.Key)
+	if err != nil {
+		return err
+	}
+	if _, err := s.hlc.Update(op.Stamp.TS); errors.Is(err, crdt.ErrClockSkew) {
+		res.Skewed++
+		logSometimes.Do(func() { s.log.Warn("remote clock ahead", "node", op.Stamp.Node, "err", err) })
+	}
+	strat := s.opts.Resolver.For(op.Key)
+	var confl []crdt.Conflict
+	s.cache.mutate(op.Key, func() { confl = c.e.ApplyDelta(d, s.ctx, strat) })
+	s.ctx.AddDots(d.Ctx)
+	s.ctx.Add(op.Dot)
+	s.seq++
+	logged := *op
+	logged.Seq = s.seq
+	s.recBuf = logged.AppendBinary(s.recBuf[:0])
+	s.keyBuf = opKey(s.keyBuf, s.seq)
+	_ = b.Set(s.keyBuf, s.recBuf, nil)
+	st.touch(op.Key, s.seq)
+	for i := range confl {
+		confl[i].Key = op.Key
+	}
+	res.Conflicts = append(res.Conflicts, confl...)
+	res.Applied++
+	return nil
 }
 
 // bumpCounterFromContext makes sure this node never reuses a dot a peer
@@ -408,6 +421,10 @@ func (s *Store) mergeEntries(remoteCtx *crdt.Context, n int, at func(i int) (str
 		key, remote := at(i)
 		c, err := st.entry(key)
 		if err != nil {
+			// Entries merged so far changed only in the cache (the
+			// context is merged at the end): drop them, Pebble has the
+			// old state.
+			st.invalidate()
 			s.wmu.Unlock()
 			_ = b.Close()
 			return nil, err
