@@ -80,8 +80,11 @@ type edgeCore struct {
 	link     linkInfo
 	attempts int
 	retryAt  time.Time
-	helloBy  time.Time
-	helloAt  time.Time
+	helloBy  time.Time // resend Hello then
+	helloAt  time.Time // the session's first Hello
+	hello    *Hello
+	hellos   int  // Hellos sent in this session
+	silent   bool // no Welcome within AckTimeout: waiters were failed
 
 	// up stream
 	durable    uint64
@@ -150,7 +153,7 @@ func (c *edgeCore) Tick(now time.Time) {
 		}
 	case edgeHello:
 		if !now.Before(c.helloBy) {
-			c.fail(now, ErrAckTimeout)
+			c.resendHello(now)
 		}
 	case edgeActive:
 		if d := oldestDeadline(c.inflight); !d.IsZero() && !now.Before(d) {
@@ -205,6 +208,9 @@ func (c *edgeCore) SyncNow(now time.Time, target uint64) {
 	}
 	c.openRound(now, target)
 	c.Tick(now)
+	if c.phase == edgeHello && c.silent {
+		c.emit(actLinkFailed{err: ErrHubSilent})
+	}
 }
 
 // Durable reports that the store's durable watermark advanced.
@@ -239,13 +245,41 @@ func (c *edgeCore) LinkUp(now time.Time, info linkInfo) {
 	c.session = info.Session
 	c.durable = max(c.durable, info.Durable)
 	c.helloAt = now
-	c.helloBy = now.Add(c.cfg.AckTimeout)
-	c.emit(actSend{msg: &Hello{
+	c.hellos, c.silent = 1, false
+	c.helloBy = now.Add(c.helloDelay())
+	c.hello = &Hello{
 		Session: c.session, Node: c.cfg.Node, Role: c.cfg.Role, NeedFullUp: c.st.NeedFullUp,
 		Software: c.cfg.Software, Resolver: c.cfg.Resolver, HubInc: c.st.HubInc,
 		DownSeq: c.st.DownSeq, UpAcked: c.st.UpAcked, OwnCounter: info.OwnCounter,
 		Clock: info.Clock, Context: info.Context,
-	}})
+	}
+	c.emit(actSend{msg: c.hello})
+}
+
+// helloDelay is how long to wait for Welcome before resending Hello:
+// BackoffMin, doubling per Hello up to BackoffMax. A lost Hello on a live
+// link means the hub is not subscribed (down, restarting, or not started
+// yet); resending a small Hello beats tearing the link down, and a hub
+// that comes back announces itself (a live "online" status) to the edges
+// that know it.
+func (c *edgeCore) helloDelay() time.Duration {
+	d := c.cfg.BackoffMin
+	for i := 1; i < c.hellos && d < c.cfg.BackoffMax; i++ {
+		d *= 2
+	}
+	return min(d, c.cfg.BackoffMax)
+}
+
+func (c *edgeCore) resendHello(now time.Time) {
+	if !c.silent && now.Sub(c.helloAt) >= c.cfg.AckTimeout {
+		c.silent = true
+		c.lastErr = ErrHubSilent
+		c.emit(actLinkFailed{err: ErrHubSilent})
+		c.note(slog.LevelWarn, "the hub does not answer; retrying", "waited", now.Sub(c.helloAt))
+	}
+	c.hellos++
+	c.helloBy = now.Add(c.helloDelay())
+	c.emit(actSend{msg: c.hello})
 }
 
 // LinkFailed reports a failed connection attempt or a lost connection.
@@ -318,8 +352,11 @@ func (c *edgeCore) onWelcome(now time.Time, w *Welcome) {
 	if c.phase != edgeHello || w.Session != c.session {
 		return
 	}
-	c.rtt = now.Sub(c.helloAt)
-	c.hubOffset = time.Duration(w.Clock-c.link.Clock)*time.Millisecond - c.rtt/2
+	if c.hellos == 1 {
+		c.rtt = now.Sub(c.helloAt)
+		c.hubOffset = time.Duration(w.Clock-c.link.Clock)*time.Millisecond - c.rtt/2
+	}
+	c.silent = false
 	if w.Resolver != c.cfg.Resolver {
 		c.note(slog.LevelError, "conflict resolver differs from the hub's: replicas may resolve conflicts differently and diverge",
 			"hub", w.Hub, "hub_resolver", w.Resolver, "resolver", c.cfg.Resolver)

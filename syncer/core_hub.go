@@ -61,6 +61,7 @@ type hubEdge struct {
 
 	session   uint64
 	active    bool
+	welcome   *Welcome // answered to the session's Hello (resent if it comes again)
 	lastHeard time.Time
 
 	upCursor uint64 // edge op-log seq applied in this session
@@ -135,8 +136,23 @@ func (e *hubEdge) rewind() {
 
 // Hello starts a session.
 func (e *hubEdge) Hello(now time.Time, h *Hello, info hubInfo) {
-	if h.Session < e.session || (h.Session == e.session && e.active) {
-		return // an older session's Hello, or a duplicate
+	if h.Session < e.session {
+		return // an older session's Hello
+	}
+	if h.Session == e.session && e.active {
+		// A resent Hello: the edge did not get Welcome (lost), so it also
+		// dropped what followed. Answer again and restart the streams from
+		// what it acknowledged.
+		e.heard(now)
+		e.emit(actSend{msg: e.welcome})
+		e.rewind()
+		if e.fd.active {
+			e.emit(actStopExport{})
+			e.fd = fullSend{}
+			e.needFull = true
+		}
+		e.pumpDown(now)
+		return
 	}
 	e.heard(now)
 	if e.fd.active {
@@ -171,11 +187,12 @@ func (e *hubEdge) Hello(now time.Time, h *Hello, info hubInfo) {
 		e.note(slog.LevelError, "edge lost its data: the hub holds writes of it beyond its counter; sending full state",
 			"hub_has", info.EdgeMax, "edge_counter", h.OwnCounter)
 	}
-	e.emit(actSend{msg: &Welcome{
+	e.welcome = &Welcome{
 		Session: e.session, Hub: e.cfg.Node, HubInc: info.Inc, FullDown: e.needFull,
 		Resolver: e.cfg.Resolver, HubHas: info.EdgeHas, DownSeq: cursor,
 		OldestSeq: info.Oldest, Clock: info.Clock,
-	}})
+	}
+	e.emit(actSend{msg: e.welcome})
 	e.emit(actPersist{})
 	e.pumpDown(now)
 }

@@ -74,6 +74,7 @@ func (c *ddCmd) dur(t *testing.T, key string, def time.Duration) time.Duration {
 }
 
 type ddBlock struct {
+	comment  []string // comment lines just before the command
 	cmd      ddCmd
 	input    string // the command line as written
 	expected string
@@ -87,12 +88,18 @@ func parseScript(t *testing.T, path string) []ddBlock {
 	}
 	lines := strings.Split(string(raw), "\n")
 	var blocks []ddBlock
+	var comment []string
 	for i := 0; i < len(lines); i++ {
 		line := strings.TrimSpace(lines[i])
-		if line == "" || strings.HasPrefix(line, "#") {
+		if line == "" {
 			continue
 		}
-		b := ddBlock{input: line, cmd: parseCmd(fmt.Sprintf("%s:%d", filepath.Base(path), i+1), line)}
+		if strings.HasPrefix(line, "#") {
+			comment = append(comment, line)
+			continue
+		}
+		b := ddBlock{comment: comment, input: line, cmd: parseCmd(fmt.Sprintf("%s:%d", filepath.Base(path), i+1), line)}
+		comment = nil
 		if i+1 >= len(lines) || strings.TrimSpace(lines[i+1]) != "----" {
 			t.Fatalf("%s: command without ---- separator", b.cmd.pos)
 		}
@@ -142,32 +149,25 @@ func runScripts(t *testing.T, pattern string, newRun func() func(t *testing.T, c
 				if i > 0 {
 					sb.WriteString("\n")
 				}
+				for _, c := range b.comment {
+					sb.WriteString(c + "\n")
+				}
+				if i == 0 && len(b.comment) > 0 {
+					sb.WriteString("\n") // the file's header comment
+				}
 				fmt.Fprintf(&sb, "%s\n----\n", b.input)
 				if got != "" {
 					sb.WriteString(got + "\n")
 				}
 			}
 			if *rewrite {
-				if err := os.WriteFile(path, []byte(header(path)+sb.String()), 0o644); err != nil {
+				if err := os.WriteFile(path, []byte(sb.String()), 0o644); err != nil {
 					t.Fatal(err)
 				}
 			}
 			_ = failed
 		})
 	}
-}
-
-// header keeps the leading comment block of a script when rewriting.
-func header(path string) string {
-	raw, _ := os.ReadFile(path)
-	var sb strings.Builder
-	for _, l := range strings.Split(string(raw), "\n") {
-		if !strings.HasPrefix(strings.TrimSpace(l), "#") && strings.TrimSpace(l) != "" {
-			break
-		}
-		sb.WriteString(l + "\n")
-	}
-	return sb.String()
 }
 
 func indent(s string) string {

@@ -271,6 +271,7 @@ type edgeRun struct {
 	exp      *exporter
 	stage    stager
 	waiters  []syncWaiter
+	replies  []syncReply // answered after the status they imply is published
 	dirty    bool
 	flushAt  time.Time
 	pruneTo  uint64
@@ -294,6 +295,20 @@ type linkEvent struct {
 type syncWaiter struct {
 	target uint64
 	done   chan error
+}
+
+type syncReply struct {
+	done chan error
+	err  error
+}
+
+// reply answers SyncNow calls once the status is published, so a caller
+// that reads Status after SyncNow returns sees its effect.
+func (r *edgeRun) reply() {
+	for _, rp := range r.replies {
+		rp.done <- rp.err
+	}
+	r.replies = r.replies[:0]
 }
 
 func newEdgeRun(ctx context.Context, e *Edge) (*edgeRun, error) {
@@ -347,6 +362,7 @@ func (r *edgeRun) loop(ctx context.Context) error {
 	for {
 		r.exec(ctx)
 		r.publishStatus()
+		r.reply()
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -424,9 +440,10 @@ func (r *edgeRun) shutdown() {
 	r.dirty = true
 	r.flush(ctx)
 	for _, w := range r.waiters {
-		w.done <- ErrNotRunning
+		r.replies = append(r.replies, syncReply{done: w.done, err: ErrNotRunning})
 	}
 	r.waiters = nil
+	r.reply()
 	r.wg.Wait()
 	r.e.m.connected.Set(0)
 	st := *r.e.status.Load()
@@ -472,11 +489,11 @@ func (r *edgeRun) scanQueue(ctx context.Context) error {
 
 func (r *edgeRun) onSyncRequest(ctx context.Context, done chan error) {
 	if err := r.st.SyncWAL(ctx); err != nil {
-		done <- fmt.Errorf("syncer: sync: %w", err)
+		r.replies = append(r.replies, syncReply{done: done, err: fmt.Errorf("syncer: sync: %w", err)})
 		return
 	}
 	if err := r.scanQueue(ctx); err != nil {
-		done <- fmt.Errorf("syncer: sync: %w", err)
+		r.replies = append(r.replies, syncReply{done: done, err: fmt.Errorf("syncer: sync: %w", err)})
 		return
 	}
 	target := r.st.DurableSeq()
@@ -492,7 +509,7 @@ func (r *edgeRun) checkWaiters() {
 	keep := r.waiters[:0]
 	for _, w := range r.waiters {
 		if r.core.st.UpAcked >= w.target {
-			w.done <- nil
+			r.replies = append(r.replies, syncReply{done: w.done})
 		} else {
 			keep = append(keep, w)
 		}
@@ -502,7 +519,7 @@ func (r *edgeRun) checkWaiters() {
 
 func (r *edgeRun) failWaiters(err error) {
 	for _, w := range r.waiters {
-		w.done <- fmt.Errorf("%w: %w", ErrLinkDown, err)
+		r.replies = append(r.replies, syncReply{done: w.done, err: fmt.Errorf("%w: %w", ErrLinkDown, err)})
 	}
 	r.waiters = nil
 }

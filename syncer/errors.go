@@ -22,6 +22,9 @@ var (
 	// the pending ops were acknowledged (unreachable broker, ack timeout,
 	// lost connection).
 	ErrLinkDown = errors.New("syncer: hub link down")
+	// ErrHubSilent: the broker link is up but the hub does not answer
+	// Hello (it is down or not subscribed); Hello is retried with backoff.
+	ErrHubSilent = errors.New("syncer: hub not answering")
 	// ErrAckTimeout marks a link as half-open: the hub did not acknowledge
 	// within AckTimeout.
 	ErrAckTimeout = errors.New("syncer: ack timeout")

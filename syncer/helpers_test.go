@@ -166,8 +166,11 @@ func openStoreDur(t testing.TB, dir, node string, role crdt.Role, res crdt.Resol
 	return st
 }
 
-func newReplica(t testing.TB, name string, role crdt.Role, res crdt.Resolver) *replica {
+func newReplica(t testing.TB, name string, role crdt.Role, res crdt.Resolver, mods ...func(*replica)) *replica {
 	r := &replica{t: t, name: name, role: role, dir: t.TempDir(), res: res}
+	for _, m := range mods {
+		m(r)
+	}
 	r.open()
 	t.Cleanup(r.close)
 	return r
@@ -209,6 +212,9 @@ func (r *replica) restart(start func()) {
 	r.open()
 	start()
 }
+
+// noFsync makes a replica's local writes skip the fsync (bulk loads).
+func noFsync(r *replica) { r.dur = store.DurabilityNone }
 
 // fastEdge are edge options with test-sized timers.
 func fastEdge(o *EdgeOptions) {

@@ -60,7 +60,8 @@ type HubOptions struct {
 	Registerer prometheus.Registerer
 	Clock      func() time.Time
 
-	dial dialFunc
+	dial     dialFunc
+	maintain time.Duration // tests: retention pass period (default 1s)
 }
 
 // EnsureDefaults fills zero fields.
@@ -101,6 +102,9 @@ func (o *HubOptions) EnsureDefaults() {
 	}
 	if o.dial == nil {
 		o.dial = dialPaho
+	}
+	if o.maintain == 0 {
+		o.maintain = time.Second
 	}
 }
 
@@ -208,7 +212,7 @@ func (h *Hub) Run(ctx context.Context) error {
 		"log_oldest", h.opts.Store.OldestSeq(), "log_last", h.opts.Store.LastSeq(), "state_gen", h.meta.StateGen)
 	h.wg.Add(1)
 	go h.linkLoop(ctx)
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(h.opts.maintain)
 	defer tick.Stop()
 	durable := h.opts.Store.DurableChanged()
 	for {

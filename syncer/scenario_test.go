@@ -195,8 +195,10 @@ func TestStrategiesConverge(t *testing.T) {
 func TestRetentionFullSync(t *testing.T) {
 	b := startMochi(t)
 	res := crdt.Resolver{Default: crdt.CrdtMerge}
-	hub, e1, e2 := hubAndEdges(t, res)
-	hub.startHub(b.url, func(o *HubOptions) { o.RetentionBytes = 64 << 10 })
+	hub := newReplica(t, "hub", crdt.RoleHub, res)
+	e1 := newReplica(t, "edge-1", crdt.RoleEdge, res, noFsync)
+	e2 := newReplica(t, "edge-2", crdt.RoleEdge, res)
+	hub.startHub(b.url, func(o *HubOptions) { o.RetentionBytes = 64 << 10; o.maintain = 50 * time.Millisecond })
 	e1.startEdge(b.url)
 	e2.startEdge(b.url)
 	ctx := context.Background()
