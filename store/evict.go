@@ -134,7 +134,7 @@ type entryInfo struct {
 // s.enter()).
 func (s *Store) entryInfo(key string) (entryInfo, error) {
 	var info entryInfo
-	get := func(c *cached) { info = entryInfo{seq: c.seq, size: c.size, expireAt: c.e.ExpireAt()} }
+	get := func(c *cached) { info = entryInfo{seq: c.seq, size: c.size, expireAt: c.exp} }
 	if s.cache.inspect(key, get) {
 		return info, nil
 	}

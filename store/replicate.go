@@ -183,7 +183,7 @@ func (st *stager) entry(key string) (*cached, error) {
 	if err != nil {
 		return nil, err
 	}
-	st.entries[key] = &staged{c: c, wasLive: entryLive(c.e), oldExp: c.e.ExpireAt(), seq: c.seq}
+	st.entries[key] = &staged{c: c, wasLive: c.live, oldExp: c.exp, seq: c.seq}
 	st.order = append(st.order, key)
 	return c, nil
 }

@@ -78,6 +78,8 @@ type cached struct {
 	seq  uint64 // local op seq of the last change (0: before any op)
 	size int    // stored record size (compressed)
 	raw  int    // encoded entry size (what MaxEntrySize bounds)
+	live bool   // entryLive(e) as of the last stage (writers only)
+	exp  int64  // e.ExpireAt() as of the last stage
 }
 
 func (c *cached) cost(key string) int64 {

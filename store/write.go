@@ -258,14 +258,14 @@ func (s *Store) writeKey(b *pebble.Batch, r *writeReq, now int64, loaded map[str
 			loaded[r.key] = c
 		}
 	}
-	wasLive := entryLive(c.e)
+	wasLive := c.live
 	if r.creates && !wasLive && s.opts.MaxKeys > 0 && s.live >= s.opts.MaxKeys {
 		return 0, fmt.Errorf("%w: %d keys (max %d)", ErrTooManyKeys, s.live, s.opts.MaxKeys)
 	}
 	if c.raw+r.adds > s.opts.MaxEntrySize {
 		return 0, fmt.Errorf("%w: key %q would exceed %d bytes", ErrValueTooLarge, r.key, s.opts.MaxEntrySize)
 	}
-	oldExp := c.e.ExpireAt()
+	oldExp := c.exp
 	// The keyWriter lives in the request (already on the heap).
 	kw := &r.kw
 	*kw = keyWriter{s: s, key: r.key, c: c, now: now, strat: s.opts.Resolver.For(r.key)}
@@ -287,7 +287,7 @@ func (s *Store) writeKey(b *pebble.Batch, r *writeReq, now int64, loaded map[str
 		_ = b.Set(s.keyBuf, s.recBuf, nil)
 	}
 	s.stageEntry(b, r.key, c, s.seq, wasLive, oldExp)
-	if r.staleTTL != 0 && r.staleTTL != oldExp && r.staleTTL != c.e.ExpireAt() {
+	if r.staleTTL != 0 && r.staleTTL != oldExp && r.staleTTL != c.exp {
 		_ = b.Delete(ttlKey(s.keyBuf, r.staleTTL, r.key), nil)
 	}
 	return len(kw.ops), err
@@ -302,7 +302,8 @@ func (s *Store) stageEntry(b *pebble.Batch, key string, c *cached, seq uint64, w
 	size, raw := len(s.recBuf), len(s.entBuf)
 	s.keyBuf = dataKey(s.keyBuf, key)
 	_ = b.Set(s.keyBuf, s.recBuf, nil)
-	if newExp := c.e.ExpireAt(); newExp != oldExp {
+	newExp := c.e.ExpireAt()
+	if newExp != oldExp {
 		if oldExp != 0 {
 			_ = b.Delete(ttlKey(s.keyBuf, oldExp, key), nil)
 		}
@@ -310,14 +311,15 @@ func (s *Store) stageEntry(b *pebble.Batch, key string, c *cached, seq uint64, w
 			_ = b.Set(ttlKey(s.keyBuf, newExp, key), nil, nil)
 		}
 	}
-	switch isLive := entryLive(c.e); {
+	isLive := entryLive(c.e)
+	switch {
 	case isLive && !wasLive:
 		s.live++
 	case !isLive && wasLive:
 		s.live--
 	}
 	// seq and size change under the shard lock: Evict reads them in view.
-	s.cache.update(key, c, func() { c.seq, c.size, c.raw = seq, size, raw }, func() int64 { return c.cost(key) })
+	s.cache.update(key, c, func() { c.seq, c.size, c.raw, c.live, c.exp = seq, size, raw, isLive, newExp }, func() int64 { return c.cost(key) })
 }
 
 // entryLive reports whether the key exists, ignoring expiry (an expired key
@@ -395,7 +397,7 @@ func (s *Store) decodeRecord(v []byte) (*cached, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &cached{e: e, seq: seq, size: len(v), raw: len(raw)}, nil
+	return &cached{e: e, seq: seq, size: len(v), raw: len(raw), live: entryLive(e), exp: e.ExpireAt()}, nil
 }
 
 // read calls fn with key's entry and the current time. fn must not retain
