@@ -2,139 +2,15 @@ package syncer
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/ferrite-edge/ferrite/crdt"
-	"github.com/prometheus/client_golang/prometheus"
 )
-
-// EdgeOptions configure an Edge. Zero values take the defaults.
-type EdgeOptions struct {
-	// Store is the local replica (required).
-	Store Store
-	// NodeID names this edge on the hub link (default: Store.NodeID(); it
-	// must be the store's node id, whose dots the edge sends).
-	NodeID string
-	// HubURL is the hub's broker, mqtt://host:1883 or mqtts://host:8883.
-	// Empty: no hub; the edge still bounds its op log (the offline queue).
-	HubURL   string
-	TLS      *tls.Config
-	Username string
-	Password string
-	// TopicPrefix prefixes the sync and status topics (default "$ferrite").
-	TopicPrefix    string
-	ConnectTimeout time.Duration // default 10s
-	KeepAlive      time.Duration // MQTT keepalive, default 30s
-
-	// Policy is when own changes are pushed (default opportunistic).
-	Policy Policy
-	// Interval is the time between periodic rounds (default 30s).
-	Interval time.Duration
-	// QueueCapacity bounds the offline queue in ops (default 10,000). When
-	// it overflows the oldest ops are dropped (down to 90% of it), counted,
-	// logged, and the next sync sends full state instead.
-	QueueCapacity int
-	BatchOptions
-	// BackoffMin and BackoffMax bound the reconnection delay (exponential,
-	// full jitter; defaults 1s and 1m).
-	BackoffMin time.Duration
-	BackoffMax time.Duration
-	// MaxClockSkew: remote writes stamped further ahead of the local clock
-	// are reported (default 1m; the store has its own bound for adopting
-	// remote clocks).
-	MaxClockSkew time.Duration
-
-	// Resolver is the conflict resolver the store uses; its digest is
-	// compared with the hub's (a mismatch is logged loudly).
-	Resolver crdt.Resolver
-	// Software is the version announced in Hello.
-	Software string
-
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer
-	// Clock returns the wall time (default time.Now).
-	Clock func() time.Time
-
-	dial dialFunc // tests inject faults here
-}
-
-// EnsureDefaults fills zero fields.
-func (o *EdgeOptions) EnsureDefaults() {
-	if o.NodeID == "" && o.Store != nil {
-		o.NodeID = o.Store.NodeID()
-	}
-	if o.TopicPrefix == "" {
-		o.TopicPrefix = DefaultTopicPrefix
-	}
-	if o.ConnectTimeout == 0 {
-		o.ConnectTimeout = DefaultConnectTimeout
-	}
-	if o.KeepAlive == 0 {
-		o.KeepAlive = DefaultKeepAlive
-	}
-	if o.Interval == 0 {
-		o.Interval = DefaultInterval
-	}
-	if o.QueueCapacity == 0 {
-		o.QueueCapacity = DefaultQueueCapacity
-	}
-	o.BatchOptions.defaults()
-	if o.BackoffMin == 0 {
-		o.BackoffMin = DefaultBackoffMin
-	}
-	if o.BackoffMax == 0 {
-		o.BackoffMax = DefaultBackoffMax
-	}
-	if o.MaxClockSkew == 0 {
-		o.MaxClockSkew = DefaultMaxClockSkew
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if o.Clock == nil {
-		o.Clock = time.Now
-	}
-	if o.dial == nil {
-		o.dial = dialPaho
-	}
-}
-
-// Validate reports every problem at once.
-func (o *EdgeOptions) Validate() error {
-	var p problems
-	if o.Store == nil {
-		p.add("store: required")
-	} else if o.NodeID != o.Store.NodeID() {
-		p.add("node id %q differs from the store's %q", o.NodeID, o.Store.NodeID())
-	}
-	nodeIDProblem(&p, o.NodeID)
-	l := LinkOptions{URL: o.HubURL, TopicPrefix: o.TopicPrefix, ConnectTimeout: o.ConnectTimeout, KeepAlive: o.KeepAlive}
-	l.validate(&p, false)
-	o.BatchOptions.validate(&p)
-	if o.Policy > PolicyManual {
-		p.add("policy %d: unknown", o.Policy)
-	}
-	if o.Interval < 10*time.Millisecond {
-		p.add("interval %v: below 10ms", o.Interval)
-	}
-	if o.QueueCapacity < 1 {
-		p.add("queue capacity %d: must be at least 1", o.QueueCapacity)
-	}
-	if o.BackoffMin <= 0 || o.BackoffMax < o.BackoffMin {
-		p.add("backoff %v..%v: want 0 < min <= max", o.BackoffMin, o.BackoffMax)
-	}
-	resolverProblem(&p, o.Resolver)
-	return p.err()
-}
 
 // Edge is the edge side of the sync protocol: it pushes this node's
 // changes to the hub (its offline queue is the store's op log), applies
@@ -502,8 +378,10 @@ func (r *edgeRun) onSyncRequest(ctx context.Context, done chan error) {
 }
 
 // checkWaiters completes the SyncNow calls whose changes are acknowledged.
+// A waiter needs a live session: with nothing pending, SyncNow still
+// reports whether the hub is reachable.
 func (r *edgeRun) checkWaiters() {
-	if len(r.waiters) == 0 || r.core.st.NeedFullUp {
+	if len(r.waiters) == 0 || r.core.st.NeedFullUp || r.core.phase != edgeActive {
 		return
 	}
 	keep := r.waiters[:0]
@@ -550,140 +428,6 @@ func (r *edgeRun) flush(ctx context.Context) {
 			r.log.Error("marking synced failed", "err", err)
 		}
 	}
-}
-
-func (r *edgeRun) dial(ctx context.Context) {
-	if r.opts.HubURL == "" || r.dialing {
-		return // standalone: stay "connecting" forever
-	}
-	r.dialing = true
-	r.linkSeq++
-	seq := r.linkSeq
-	subs := []string{downTopic(r.opts.TopicPrefix, r.opts.NodeID)}
-	if hub := r.core.st.HubID; hub != "" {
-		subs = append(subs, statusTopic(r.opts.TopicPrefix, hub))
-	}
-	cfg := linkConfig{
-		URL: r.opts.HubURL, TLS: r.opts.TLS, Username: r.opts.Username, Password: r.opts.Password,
-		ClientID:    "ferrite-edge-" + r.opts.NodeID,
-		StatusTopic: statusTopic(r.opts.TopicPrefix, r.opts.NodeID),
-		Subscribe:   subs, KeepAlive: r.opts.KeepAlive, ConnectTimeout: r.opts.ConnectTimeout,
-		WriteTimeout: r.opts.AckTimeout, Counters: &r.e.counters,
-		OnMessage: func(in inbound) {
-			select {
-			case r.inbox <- in:
-			default:
-				r.e.m.inboxDropped.Inc()
-			}
-		},
-		OnLost: func(err error) {
-			select {
-			case r.linkEvents <- linkEvent{seq: seq, err: err}:
-			case <-ctx.Done():
-			}
-		},
-	}
-	hub := r.core.st.HubID
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		l, err := r.opts.dial(ctx, cfg)
-		select {
-		case r.linkEvents <- linkEvent{seq: seq, link: l, err: err}:
-		case <-ctx.Done():
-			if l != nil {
-				l.Close(true)
-			}
-		}
-	}()
-	r.subscribed = hub
-}
-
-func (r *edgeRun) onLinkEvent(ctx context.Context, ev linkEvent) {
-	if ev.seq != r.linkSeq {
-		if ev.link != nil {
-			ev.link.Close(false)
-		}
-		return
-	}
-	now := r.now()
-	if ev.link == nil {
-		// A failed dial, or the connection was lost.
-		r.dialing = false
-		if r.link != nil {
-			r.link.Close(false)
-			r.link = nil
-		}
-		r.e.m.connected.Set(0)
-		r.core.LinkFailed(now, fmt.Errorf("%w: %w", ErrLinkDown, ev.err))
-		return
-	}
-	r.dialing = false
-	if r.core.phase != edgeConnecting {
-		ev.link.Close(true)
-		return
-	}
-	r.link = ev.link
-	r.dials++
-	if r.dials > 1 {
-		r.e.m.reconnects.Inc()
-		r.core.reconnects++
-	}
-	r.e.m.connected.Set(1)
-	r.newSession(ctx)
-}
-
-// newSession gathers what Hello says and starts a session.
-func (r *edgeRun) newSession(ctx context.Context) {
-	info, err := r.linkInfo(ctx)
-	if err != nil {
-		r.core.LinkFailed(r.now(), localError{err})
-		return
-	}
-	r.core.LinkUp(r.now(), info)
-}
-
-func (r *edgeRun) linkInfo(ctx context.Context) (linkInfo, error) {
-	if err := r.st.SyncWAL(ctx); err != nil {
-		return linkInfo{}, err
-	}
-	c := r.st.Context()
-	own := c.Max(r.opts.NodeID)
-	first := own + 1
-	ops, _, err := r.st.OpsSince(ctx, opsQuery(r.st.PrunedSeq(), 1, 0, r.opts.NodeID))
-	if err != nil {
-		return linkInfo{}, err
-	}
-	if len(ops) > 0 {
-		first = ops[0].Dot.Counter
-	}
-	return linkInfo{
-		Session: uint64(r.st.Now()), OwnCounter: own, FirstAvail: first,
-		Durable: r.st.DurableSeq(), Clock: r.now().UnixMilli(), Context: c,
-	}, nil
-}
-
-func (r *edgeRun) onInbound(in inbound) {
-	now := r.now()
-	if in.topic != downTopic(r.opts.TopicPrefix, r.opts.NodeID) {
-		// The hub's status: a live "online" means it restarted.
-		if !in.retained && string(in.payload) == statusOnline && r.core.st.HubID != "" &&
-			in.topic == statusTopic(r.opts.TopicPrefix, r.core.st.HubID) {
-			r.core.HubStatus(now, true)
-		}
-		return
-	}
-	m, err := Decode(in.payload)
-	if err != nil {
-		r.e.m.badMessages.Inc()
-		logBad.Do(func() { r.log.Warn("undecodable message from the hub", "err", err, "bytes", len(in.payload)) })
-		return
-	}
-	r.e.m.received(m.Type(), len(in.payload))
-	if r.log.Enabled(context.Background(), slog.LevelDebug) {
-		r.log.Debug("received", "msg", describe(m), "bytes", len(in.payload))
-	}
-	r.core.Receive(now, m)
 }
 
 var errNoLink = errors.New("syncer: no link to the broker")

@@ -55,13 +55,7 @@ func (r *edgeRun) do(ctx context.Context, a action) {
 		}
 		r.core.UpRead(now, a.after, next, ops)
 	case actApply:
-		res, err := r.st.ApplyRemote(ctx, a.msg.Ops)
-		if err == nil {
-			r.applied(now, a.msg, res)
-		} else {
-			err = localError{err}
-		}
-		r.core.Applied(now, a.msg, err)
+		r.apply(ctx, now, a.msg)
 	case actPersist:
 		r.dirty = true
 		if a.urgent {
@@ -90,14 +84,7 @@ func (r *edgeRun) do(ctx context.Context, a action) {
 		}
 		r.core.Staged(now, a.msg, err)
 	case actMerge:
-		confl, err := r.stage.merge(ctx, a.msg, nil)
-		r.e.m.conflicts.Add(float64(len(confl)))
-		if err != nil {
-			err = localError{err}
-		} else {
-			r.e.m.fullSyncs.WithLabelValues("down").Inc()
-		}
-		r.core.Merged(now, a.msg, err)
+		r.merge(ctx, now, a.msg)
 	case actRecord:
 		if err := r.st.RecordConflicts(ctx, a.conflicts); err != nil {
 			r.log.Error("recording reported conflicts failed", "err", err)
@@ -142,6 +129,29 @@ func (r *edgeRun) send(now time.Time, m Message) {
 	if f, ok := m.(*FullSync); ok && f.Last {
 		r.log.Debug("full state sent", "keys", f.Keys, "chunks", f.Chunks)
 	}
+}
+
+// apply applies the hub's batch durably and tells the core.
+func (r *edgeRun) apply(ctx context.Context, now time.Time, d *DeltaSync) {
+	res, err := r.st.ApplyRemote(ctx, d.Ops)
+	if err == nil {
+		r.applied(now, d, res)
+	} else {
+		err = localError{err}
+	}
+	r.core.Applied(now, d, err)
+}
+
+// merge merges the hub's staged full state and tells the core.
+func (r *edgeRun) merge(ctx context.Context, now time.Time, m *FullSync) {
+	confl, err := r.stage.merge(ctx, m, nil)
+	r.e.m.conflicts.Add(float64(len(confl)))
+	if err != nil {
+		err = localError{err}
+	} else {
+		r.e.m.fullSyncs.WithLabelValues("down").Inc()
+	}
+	r.core.Merged(now, m, err)
 }
 
 // applied records what applying the hub's ops did: counts, conflicts, and
