@@ -9,9 +9,11 @@ import (
 
 // Status is the edge's sync state (EDGE.STATUS, EDGE.QUEUE).
 type Status struct {
-	// SyncStatus is idle (connected, nothing pending), syncing (connected,
-	// sending or receiving), offline (no session with the hub) or error
-	// (the last attempt failed on this node: store or protocol error).
+	// SyncStatus is syncing (a session with the hub, changes in flight or
+	// a round under way with ops pending), idle (a session, nothing moving;
+	// under the manual or periodic policy ops may wait for the next
+	// round), offline (no session with the hub) or error (the last attempt
+	// failed on this node: a store error).
 	SyncStatus string
 	// PendingOps and PendingBytes: own ops not yet acknowledged by the hub.
 	PendingOps   int
@@ -107,7 +109,7 @@ func (r *edgeRun) publishStatus() {
 		st.SkewedNodes = maps.Clone(r.skewed)
 	}
 	switch {
-	case c.phase == edgeActive && (c.roundOpen || len(c.inflight) > 0 || c.fu.active || c.fd.snapshot != 0 || st.PendingOps > 0):
+	case c.phase == edgeActive && (len(c.inflight) > 0 || c.fu.active || c.fd.snapshot != 0 || (c.roundOpen && st.PendingOps > 0)):
 		st.SyncStatus = "syncing"
 	case c.phase == edgeActive:
 		st.SyncStatus = "idle"

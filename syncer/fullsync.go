@@ -45,17 +45,22 @@ type exportLimits struct {
 	entries int
 }
 
-// startExporter starts reading a snapshot of st as FullSync chunks.
-// gen, if set, is read before the snapshot (the hub's state generation).
-// The caller must stop it.
-func startExporter(ctx context.Context, wg *sync.WaitGroup, st Store, snapshot uint64, lim exportLimits, gen func() uint64) *exporter {
+// snapshotGuard, if set, is called before the snapshot is taken: it
+// returns the state generation the snapshot will contain and a release
+// function, called once the snapshot exists (the hub keeps FullSync
+// merges out of snapshots with it).
+type snapshotGuard func() (gen uint64, release func())
+
+// startExporter starts reading a snapshot of st as FullSync chunks. The
+// caller must stop it.
+func startExporter(ctx context.Context, wg *sync.WaitGroup, st Store, snapshot uint64, lim exportLimits, guard snapshotGuard) *exporter {
 	ctx, cancel := context.WithCancel(ctx)
 	x := &exporter{snapshot: snapshot, cancel: cancel, ch: make(chan exportChunk, 1), done: make(chan struct{})}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		defer close(x.done)
-		x.run(ctx, st, lim, gen)
+		x.run(ctx, st, lim, guard)
 	}()
 	return x
 }
@@ -69,11 +74,14 @@ func (x *exporter) send(ctx context.Context, c exportChunk) error {
 	}
 }
 
-func (x *exporter) run(ctx context.Context, st Store, lim exportLimits, gen func() uint64) {
+func (x *exporter) run(ctx context.Context, st Store, lim exportLimits, guard snapshotGuard) {
 	var g uint64
-	if gen != nil {
-		g = gen()
+	release := func() {}
+	if guard != nil {
+		g, release = guard()
 	}
+	var once sync.Once
+	defer once.Do(release)
 	// Every op published before the snapshot is in it; reading LastSeq
 	// first makes SnapSeq conservative (ops after it are resent as deltas
 	// and skipped).
@@ -81,6 +89,7 @@ func (x *exporter) run(ctx context.Context, st Store, lim exportLimits, gen func
 	cur := &FullSync{Snapshot: x.snapshot, SnapSeq: snapSeq}
 	size, keys := 0, uint64(0)
 	rctx, err := st.ExportState(ctx, func(key string, entry []byte) error {
+		once.Do(release) // the snapshot exists once the first entry is read
 		cur.Entries = append(cur.Entries, store.StateEntry{Key: key, Entry: append([]byte(nil), entry...)})
 		size += len(key) + len(entry) + 8
 		keys++
@@ -94,6 +103,7 @@ func (x *exporter) run(ctx context.Context, st Store, lim exportLimits, gen func
 		size = 0
 		return nil
 	})
+	once.Do(release)
 	if err == nil {
 		// Everything in the snapshot must be durable before its context
 		// leaves this node.

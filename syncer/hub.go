@@ -151,10 +151,12 @@ type Hub struct {
 	records  map[string]edgeRecord // every known edge's last flushed record
 	online   map[string]bool       // edges' retained status
 	meta     hubMeta
-	merging  bool
 	index    logIndex
 
-	mergeMu sync.Mutex // one FullSync merge at a time (see bumpGen)
+	// mergeMu: a FullSync merge holds it exclusively for its whole length;
+	// an export holds it shared until its snapshot exists, so a snapshot
+	// never contains half a merge, and its generation is exact.
+	mergeMu sync.RWMutex
 	regMu   sync.Mutex // the known-edges registry record
 	wg      sync.WaitGroup
 	ctx     context.Context
@@ -299,15 +301,14 @@ func (h *Hub) info(node string, withEdge bool) hubInfo {
 	return i
 }
 
-// genDone is the state generation every snapshot taken now contains: a
-// merge in progress is not in it yet.
-func (h *Hub) genDone() uint64 {
+// snapshotGuard keeps merges out of an export's snapshot and returns the
+// state generation the snapshot contains.
+func (h *Hub) snapshotGuard() (uint64, func()) {
+	h.mergeMu.RLock()
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.merging {
-		return h.meta.StateGen - 1
-	}
-	return h.meta.StateGen
+	gen := h.meta.StateGen
+	h.mu.Unlock()
+	return gen, h.mergeMu.RUnlock
 }
 
 // bumpGen starts a FullSync merge (mergeMu held): the new generation is
@@ -322,15 +323,9 @@ func (h *Hub) bumpGen(ctx context.Context) (prev, next uint64, err error) {
 		return 0, 0, err
 	}
 	h.mu.Lock()
-	h.meta, h.merging = m, true
+	h.meta = m
 	h.mu.Unlock()
 	return m.StateGen - 1, m.StateGen, nil
-}
-
-func (h *Hub) mergeDone() {
-	h.mu.Lock()
-	h.merging = false
-	h.mu.Unlock()
 }
 
 // wakeAll tells every session (but except) that the hub's state moved.

@@ -227,7 +227,7 @@ func (s *hubSession) do(ctx context.Context, a action) {
 	case actExport:
 		s.exp.stop()
 		s.exp = startExporter(ctx, &h.wg, st, a.snapshot,
-			exportLimits{bytes: h.opts.BatchBytes, entries: h.opts.BatchOps}, h.genDone)
+			exportLimits{bytes: h.opts.BatchBytes, entries: h.opts.BatchOps}, h.snapshotGuard)
 	case actStopExport:
 		s.exp.stop()
 		s.exp = nil
@@ -301,7 +301,6 @@ func (s *hubSession) merge(ctx context.Context, now time.Time, m *FullSync) {
 	var confl []crdt.Conflict
 	if err == nil {
 		confl, err = s.stage.merge(ctx, m, h.opts.OnApplied)
-		h.mergeDone()
 	}
 	h.mergeMu.Unlock()
 	h.m.conflicts.Add(float64(len(confl)))
