@@ -100,6 +100,18 @@ type HandlerOptions struct {
 	QueueSize int
 	// BatchSize is the most QoS 0 messages per HandleMessages call (default 256).
 	BatchSize int
+	// Match, if set, narrows the filter: a message is handed over only when
+	// the filter matches its topic and Match returns true. It runs on the
+	// publisher's goroutine for every message the filter matches, so it must
+	// be fast and safe for concurrent use.
+	Match func(topic string) bool
+	// Inline delivers QoS 0 messages on the publisher's goroutine, one at a
+	// time, instead of through the broker's queue and worker. For handlers
+	// that queue (and batch) on their own and apply backpressure there: a
+	// slow Inline handler slows the publishing client down, as TCP flow
+	// control would, rather than dropping its messages. QueueSize and
+	// BatchSize are then unused; errors are counted as refusals.
+	Inline bool
 }
 
 const (
@@ -117,6 +129,8 @@ const (
 // route is one registered handler with its QoS 0 queue and worker.
 type route struct {
 	filter  string
+	match   func(topic string) bool
+	inline  bool
 	name    string
 	h       Handler
 	queue   chan *Message
@@ -136,6 +150,19 @@ func (r *route) enqueue(m *Message) {
 	default:
 		r.dropped.Inc()
 	}
+}
+
+// deliverInline hands one QoS 0 message to an Inline handler.
+func (r *route) deliverInline(ctx context.Context, m *Message) {
+	one := [1]*Message{m}
+	if err := r.h.HandleMessages(ctx, one[:]); err != nil {
+		r.rejected.Inc()
+		r.logErrs.Do(func() {
+			r.log.Warn("handler refused a QoS 0 message", "handler", r.name, "error", err)
+		})
+		return
+	}
+	r.delivered.Inc()
 }
 
 // deliverSync calls the handler for one QoS 1/2 message.
@@ -227,6 +254,8 @@ func (b *Broker) Handle(filter string, h Handler, o HandlerOptions) error {
 	}
 	r := &route{
 		filter:    filter,
+		match:     o.Match,
+		inline:    o.Inline,
 		name:      o.Name,
 		h:         h,
 		queue:     make(chan *Message, o.QueueSize),
@@ -249,6 +278,10 @@ func (b *Broker) Handle(filter string, h Handler, o HandlerOptions) error {
 	copy(next, cur)
 	next = append(next, r)
 	b.routes.Store(&next)
+	if r.inline {
+		close(r.done) // no worker
+		return nil
+	}
 	b.workers.Add(1)
 	go func() {
 		defer b.workers.Done()
@@ -288,14 +321,18 @@ func (b *Broker) dispatch(cl *mqtt.Client, pk *packets.Packet) error {
 	rs := b.loadRoutes()
 	var msg *Message
 	for _, r := range rs {
-		if !matchTopic(r.filter, pk.TopicName) {
+		if !matchTopic(r.filter, pk.TopicName) || (r.match != nil && !r.match(pk.TopicName)) {
 			continue
 		}
 		if msg == nil {
 			msg = newMessage(cl, pk, time.Now())
 		}
 		if pk.FixedHeader.Qos == 0 {
-			r.enqueue(msg)
+			if r.inline {
+				r.deliverInline(b.ctx, msg)
+			} else {
+				r.enqueue(msg)
+			}
 			continue
 		}
 		if err := r.deliverSync(b.ctx, msg, b.opts.Limits.HandlerTimeout); err != nil {

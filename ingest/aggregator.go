@@ -38,6 +38,9 @@ type AggregatorConfig struct {
 	// LateHorizon: readings older than now-LateHorizon are stored raw but
 	// not aggregated (counted). Default 24h.
 	LateHorizon time.Duration `yaml:"late_horizon" json:"late_horizon"`
+	// Node prefixes bucket keys (agg/<node>/...): the gateway's node id, so
+	// that a hub keeps each edge's buckets apart. Empty: agg/<sensor>/...
+	Node string `yaml:"-" json:"-"`
 }
 
 func (c *AggregatorConfig) ensureDefaults() {
@@ -85,6 +88,9 @@ func (c *AggregatorConfig) Validate() error {
 
 // Bucket is the summary of one sensor's readings in [Start, Start+Width).
 type Bucket struct {
+	// Node is the gateway that aggregated the readings (part of the key, so
+	// that edges with the same sensor ids keep separate buckets at the hub).
+	Node   string        `json:"node,omitempty"`
 	Sensor string        `json:"sensor"`
 	Width  time.Duration `json:"width"`
 	Start  time.Time     `json:"start"`
@@ -109,16 +115,21 @@ func (b *Bucket) Avg() float64 {
 	return b.Sum / float64(b.Count)
 }
 
-// Key is the store key of the bucket: agg/<sensor>/<width>/<start-unix>.
+// Key is the store key of the bucket: agg/<node>/<sensor>/<width>/<start-unix>.
 func (b *Bucket) Key() string {
-	return BucketKey(b.Sensor, b.Width, b.Start)
+	return BucketKey(b.Node, b.Sensor, b.Width, b.Start)
 }
 
-// BucketKey formats agg/<sensor>/<width>/<start-unix-seconds>, the width as
-// "<n>h", "<n>m" or "<n>s" (the largest exact unit).
-func BucketKey(sensor string, width time.Duration, start time.Time) string {
-	buf := make([]byte, 0, len(sensor)+32)
+// BucketKey formats agg/<node>/<sensor>/<width>/<start-unix-seconds>, the
+// width as "<n>h", "<n>m" or "<n>s" (the largest exact unit). An empty node
+// gives agg/<sensor>/<width>/<start>.
+func BucketKey(node, sensor string, width time.Duration, start time.Time) string {
+	buf := make([]byte, 0, len(node)+len(sensor)+32)
 	buf = append(buf, "agg/"...)
+	if node != "" {
+		buf = append(buf, node...)
+		buf = append(buf, '/')
+	}
 	buf = append(buf, sensor...)
 	buf = append(buf, '/')
 	buf = appendWidth(buf, width)
@@ -288,6 +299,7 @@ func (a *EdgeAggregator) openLocked(id bucketID, closeAt int64) *openBucket {
 	}
 	b := &openBucket{
 		Bucket: Bucket{
+			Node:   a.cfg.Node,
 			Sensor: id.sensor,
 			Width:  time.Duration(a.widths[id.width]),
 			Start:  time.Unix(0, id.start).UTC(),

@@ -31,18 +31,10 @@ func (n *testNode) buckets(id string) []BucketReply {
 	return v.([]BucketReply)
 }
 
-func requireAggregates(t *testing.T, n *testNode) {
-	t.Helper()
-	if NewStoreBackend(n.st).agg == nil {
-		t.Skip("the store has no AggregateMerge yet: closed buckets cannot be written")
-	}
-}
-
 func TestPipelineBucketsWrittenAndRebuilt(t *testing.T) {
 	for _, crash := range []bool{false, true} {
 		t.Run(map[bool]string{false: "graceful", true: "crash"}[crash], func(t *testing.T) {
 			n := newTestNode(t, t.TempDir(), nil)
-			requireAggregates(t, n)
 			for i, v := range []string{"1", "2", "3"} {
 				n.publishAt(t0.Add(time.Duration(i+1)*time.Second), "sensors/a", v)
 			}
@@ -78,7 +70,7 @@ func TestPipelineBucketsWrittenAndRebuilt(t *testing.T) {
 			}
 			// The replicated value: the on-time bucket plus the late partial,
 			// each reading exactly once, across the restart.
-			agg, err := n.st.Aggregate(context.Background(), BucketKey("a", time.Minute, t0))
+			agg, err := n.st.Aggregate(context.Background(), BucketKey("", "a", time.Minute, t0))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -90,7 +82,7 @@ func TestPipelineBucketsWrittenAndRebuilt(t *testing.T) {
 				t.Fatalf("SENSOR.BUCKETS after the late partial = %+v", bs)
 			}
 			// The bucket rebuilt from the ring after the restart was written once.
-			agg, err = n.st.Aggregate(context.Background(), BucketKey("a", time.Minute, t0.Add(time.Minute)))
+			agg, err = n.st.Aggregate(context.Background(), BucketKey("", "a", time.Minute, t0.Add(time.Minute)))
 			if err != nil || agg.Count != 1 || agg.Sum != 10 {
 				t.Fatalf("agg/a/1m/%d = %+v, %v", t0.Add(time.Minute).Unix(), agg, err)
 			}
@@ -100,7 +92,6 @@ func TestPipelineBucketsWrittenAndRebuilt(t *testing.T) {
 
 func TestPipelineBucketsPendingWhileStoreRefuses(t *testing.T) {
 	n := newTestNode(t, t.TempDir(), func(o *Options) { o.Aggregator.MaxPendingBuckets = 2 })
-	aggregates := NewStoreBackend(n.st).agg != nil
 	for i := range 4 {
 		n.publishAt(t0.Add(time.Duration(i)*time.Minute+time.Second), "sensors/a", "1")
 	}
@@ -109,7 +100,7 @@ func TestPipelineBucketsPendingWhileStoreRefuses(t *testing.T) {
 	if err == nil {
 		t.Fatal("Tick wrote buckets while the store refuses writes")
 	}
-	if aggregates && !errors.Is(err, store.ErrWritesRefused) {
+	if !errors.Is(err, store.ErrWritesRefused) {
 		t.Fatalf("err = %v, want the store's refusal", err)
 	}
 	st := n.p.Aggregator().Stats()
@@ -118,9 +109,6 @@ func TestPipelineBucketsPendingWhileStoreRefuses(t *testing.T) {
 	}
 	if got := metricValue(t, n.p.m.bucketErrors); got != 1 {
 		t.Fatalf("bucket write errors = %v", got)
-	}
-	if !aggregates {
-		return
 	}
 	n.st.SetRefuseWrites("")
 	if err := n.tickAt(t0.Add(time.Hour + time.Second)); err != nil {
@@ -157,12 +145,6 @@ func TestPipelineFlushAndRollupCommands(t *testing.T) {
 		t.Fatalf("roll-up still feeds the minute width: %+v", st)
 	}
 	_, err = n.cmd("SENSOR.FLUSH")
-	if NewStoreBackend(n.st).agg == nil {
-		if !errors.Is(err, ErrNoAggregates) {
-			t.Fatalf("flush without aggregate support: %v", err)
-		}
-		return
-	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +177,7 @@ func TestPipelineResourceActions(t *testing.T) {
 	if st := n.p.Aggregator().Stats(); st.Open != 0 || st.Pending != 0 {
 		t.Fatalf("after RollUp: %+v", st)
 	}
-	agg, err := n.st.Aggregate(ctx, BucketKey("a", time.Minute, t0))
+	agg, err := n.st.Aggregate(ctx, BucketKey("", "a", time.Minute, t0))
 	if err != nil || agg.Count != 1 {
 		t.Fatalf("rolled-up bucket = %+v, %v", agg, err)
 	}
@@ -212,7 +194,7 @@ func TestPipelineResourceActions(t *testing.T) {
 	if err := n.tickAt(t0.Add(3 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	if agg, err := n.st.Aggregate(ctx, BucketKey("a", time.Minute, t0)); err != nil || agg.Count != 2 || agg.Sum != 4 {
+	if agg, err := n.st.Aggregate(ctx, BucketKey("", "a", time.Minute, t0)); err != nil || agg.Count != 2 || agg.Sum != 4 {
 		t.Fatalf("bucket after the late partial = %+v, %v", agg, err)
 	}
 }

@@ -189,7 +189,7 @@ func bucketsCommand(ctx context.Context, p *Pipeline, args []string) (any, error
 	for _, w := range p.agg.Config().Widths {
 		start := time.Unix(0, alignDown(to.Add(-time.Nanosecond).UnixNano(), int64(w))).UTC()
 		for i := 0; i < n && !start.Before(from); i++ {
-			b, err := p.opts.Store.ReadBucket(ctx, Bucket{Sensor: id, Width: w, Start: start})
+			b, err := p.opts.Store.ReadBucket(ctx, Bucket{Node: p.opts.Aggregator.Node, Sensor: id, Width: w, Start: start})
 			if err != nil {
 				return nil, err
 			}

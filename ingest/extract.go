@@ -54,6 +54,20 @@ func (rs *RuleSet) Names() []string {
 	return out
 }
 
+// Matches reports whether any rule matches topic. The broker uses it to
+// hand the pipeline only the messages it will ingest; it does not allocate
+// for topics of up to 16 levels.
+func (rs *RuleSet) Matches(topic string) bool {
+	var buf [16]span
+	levels := splitTopic(buf[:0], topic)
+	for _, r := range rs.rules {
+		if r.match(topic, levels) {
+			return true
+		}
+	}
+	return false
+}
+
 // Parse applies the first matching rule to one message and returns its
 // readings. rule is "" when no rule matches (readings and err are nil).
 // It is the convenience form of the pipeline's hot path, for tests, tools

@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"sync"
@@ -162,5 +161,3 @@ func metricValue(t testing.TB, c prometheus.Metric) float64 {
 	t.Fatalf("metric %v is neither a counter nor a gauge", c.Desc())
 	return 0
 }
-
-func errorsIsNoAggregates(err error) bool { return errors.Is(err, ErrNoAggregates) }

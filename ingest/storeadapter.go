@@ -13,10 +13,6 @@ import (
 	"github.com/ferrite-edge/ferrite/store"
 )
 
-// ErrNoAggregates is returned by MergeBucket when the store offers no
-// aggregate write; closed buckets then stay pending (bounded, counted).
-var ErrNoAggregates = errors.New("ingest: store cannot merge aggregates")
-
 // Checkpoint records: the sensors' states are spread over stateShards
 // records named "ingest:state:<shard>" in the store's small opaque-record
 // space (SyncState/SetSyncState), a sensor's shard being FNV-1a(id) mod
@@ -34,30 +30,10 @@ func stateShard(id string) int {
 
 func shardName(sh int) string { return stateNamePrefix + strconv.Itoa(sh) }
 
-// aggregateMerger is the store call that adds a partial into this node's
-// partial of a replicated aggregate key (see docs/DESIGN.md, store). The
-// store may call it AggregateMerge or AggregateAdd; either way it must
-// *add* (combine) p into this node's partial, not replace it: a late
-// partial of an interval is merged into the same key.
-type aggregateMerger interface {
-	AggregateMerge(ctx context.Context, key string, p crdt.Partial) error
-}
-
-type aggregateAdder interface {
-	AggregateAdd(ctx context.Context, key string, p crdt.Partial) error
-}
-
-type addAsMerge struct{ a aggregateAdder }
-
-func (m addAsMerge) AggregateMerge(ctx context.Context, key string, p crdt.Partial) error {
-	return m.a.AggregateAdd(ctx, key, p)
-}
-
 // StoreBackend adapts *store.Store to Store.
 type StoreBackend struct {
 	s    *store.Store
-	agg  aggregateMerger // nil if the store has no aggregate write
-	bufs sync.Pool       // *[]store.Reading
+	bufs sync.Pool // *[]store.Reading
 
 	stateMu sync.Mutex
 	shards  [stateShards]map[string][]byte // last written state per sensor
@@ -72,12 +48,6 @@ type StoreBackend struct {
 // merged with the store's AggregateMerge.
 func NewStoreBackend(s *store.Store) *StoreBackend {
 	b := &StoreBackend{s: s}
-	switch m := any(s).(type) {
-	case aggregateMerger:
-		b.agg = m
-	case aggregateAdder:
-		b.agg = addAsMerge{m}
-	}
 	b.bufs.New = func() any { buf := make([]store.Reading, 0, 256); return &buf }
 	return b
 }
@@ -205,24 +175,12 @@ func (b *StoreBackend) SensorStates(ctx context.Context, fn func(string, []byte)
 
 // MergeBucket implements Store.
 func (b *StoreBackend) MergeBucket(ctx context.Context, bk Bucket) error {
-	if b.agg == nil {
-		return ErrNoAggregates
-	}
-	return b.agg.AggregateMerge(ctx, bk.Key(), BucketPartial(bk))
-}
-
-// aggregateReader reads the value of an aggregate key over every origin.
-type aggregateReader interface {
-	Aggregate(ctx context.Context, key string) (crdt.Partial, error)
+	return b.s.AggregateMerge(ctx, bk.Key(), BucketPartial(bk))
 }
 
 // ReadBucket implements Store.
 func (b *StoreBackend) ReadBucket(ctx context.Context, bk Bucket) (Bucket, error) {
-	r, ok := any(b.s).(aggregateReader)
-	if !ok {
-		return bk, ErrNoAggregates
-	}
-	p, err := r.Aggregate(ctx, bk.Key())
+	p, err := b.s.Aggregate(ctx, bk.Key())
 	if errors.Is(err, store.ErrNotFound) {
 		bk.Count = 0
 		return bk, nil

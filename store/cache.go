@@ -258,3 +258,28 @@ func (s *cacheShard[V]) pushFront(n *cacheNode[V]) {
 	s.lru.next.prev = n
 	s.lru.next = n
 }
+
+// shed drops least recently used entries until about want bytes are freed
+// (spread over the shards) and returns the bytes freed. Dropping a cached
+// entry only costs a later read from Pebble; the gen bump keeps a reader
+// that raced with the drop from re-inserting a stale value.
+func (c *hotCache[V]) shed(want int64) int64 {
+	per := want/cacheShards + 1
+	var freed int64
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		var f int64
+		for f < per && s.lru.prev != &s.lru {
+			n := s.lru.prev
+			f += n.cost
+			s.unlink(n)
+		}
+		if f > 0 {
+			s.gen++
+		}
+		s.mu.Unlock()
+		freed += f
+	}
+	return freed
+}

@@ -38,18 +38,22 @@ type Store struct {
 	// wmu serialises mutations of replicated state: it orders dots, op
 	// sequence numbers and HLC stamps with the WAL, so WAL order is op
 	// order (the durable watermark relies on it).
-	wmu      sync.Mutex
-	counter  uint64        // last dot counter issued by this node
-	seq      uint64        // last op log sequence number
-	live     int64         // live keys (not Deleted; expired until swept)
-	ctx      *crdt.Context // every dot this replica has seen
-	codec    *valueCodec
-	entBuf   []byte // scratch: encoded entry
-	deltaBuf []byte // scratch: encoded delta
-	stateBuf []byte // scratch: state record
-	recBuf   []byte // scratch: record
-	keyBuf   []byte // scratch: pebble key
-	nConfl   int    // stored conflict records
+	wmu     sync.Mutex
+	counter uint64        // last dot counter issued by this node
+	seq     uint64        // last op log sequence number
+	live    int64         // live keys (not Deleted; expired until swept)
+	ctx     *crdt.Context // every dot this replica has seen
+	codec   *valueCodec
+	// highCodec is the strongest compression, used while the resource
+	// monitor asks for it (highCompression).
+	highCodec       *valueCodec
+	highCompression atomic.Bool
+	entBuf          []byte // scratch: encoded entry
+	deltaBuf        []byte // scratch: encoded delta
+	stateBuf        []byte // scratch: state record
+	recBuf          []byte // scratch: record
+	keyBuf          []byte // scratch: pebble key
+	nConfl          int    // stored conflict records
 
 	lastSeq   atomic.Uint64 // == seq, readable without wmu
 	liveKeys  atomic.Int64  // == live
@@ -100,16 +104,17 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		opts:    opts,
-		log:     opts.Logger.With("component", "store"),
-		node:    opts.NodeID,
-		role:    opts.Role,
-		hlc:     crdt.NewHLC(opts.Clock, opts.MaxClockSkew),
-		cache:   newHotCache[*cached](opts.CacheSize),
-		codec:   newValueCodec(opts.CompressionLevel),
-		ctx:     crdt.NewContext(),
-		sensors: make(map[string]*sensorState),
-		stop:    make(chan struct{}),
+		opts:      opts,
+		log:       opts.Logger.With("component", "store"),
+		node:      opts.NodeID,
+		role:      opts.Role,
+		hlc:       crdt.NewHLC(opts.Clock, opts.MaxClockSkew),
+		cache:     newHotCache[*cached](opts.CacheSize),
+		codec:     newValueCodec(opts.CompressionLevel),
+		highCodec: newValueCodec(maxCompressionLevel),
+		ctx:       crdt.NewContext(),
+		sensors:   make(map[string]*sensorState),
+		stop:      make(chan struct{}),
 	}
 	// Pebble creates the directory and fsyncs every parent it created: a
 	// new data directory whose entry is not durable in its parent loses

@@ -44,6 +44,10 @@ type valueCodec struct {
 	scratch []byte
 }
 
+// maxCompressionLevel is the strongest level (the iot preset's, and what
+// SetHighCompression switches to).
+const maxCompressionLevel = 9
+
 func newValueCodec(level int) *valueCodec {
 	c := &valueCodec{level: level}
 	if level >= 2 {

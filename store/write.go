@@ -298,7 +298,7 @@ func (s *Store) writeKey(b *pebble.Batch, r *writeReq, now int64, loaded map[str
 func (s *Store) stageEntry(b *pebble.Batch, key string, c *cached, seq uint64, wasLive bool, oldExp int64) {
 	s.entBuf = c.e.AppendBinary(s.entBuf[:0])
 	s.recBuf = binary.AppendUvarint(s.recBuf[:0], seq)
-	s.recBuf = s.codec.appendValue(s.recBuf, s.entBuf)
+	s.recBuf = s.valueCodecNow().appendValue(s.recBuf, s.entBuf)
 	size, raw := len(s.recBuf), len(s.entBuf)
 	s.keyBuf = dataKey(s.keyBuf, key)
 	_ = b.Set(s.keyBuf, s.recBuf, nil)
