@@ -41,6 +41,9 @@ type Config struct {
 	HTTP   HTTPConfig   `yaml:"http"`
 	Store  StoreConfig  `yaml:"store"`
 	Edge   EdgeConfig   `yaml:"edge"`
+	Ingest IngestConfig `yaml:"ingest"`
+	Sync   SyncConfig   `yaml:"sync"`
+	Hub    HubConfig    `yaml:"hub"`
 
 	lines map[string]int // key path → line in the file it was loaded from
 	file  string

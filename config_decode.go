@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -15,7 +16,12 @@ import (
 // rather than the first one failing the load, and each names its key path
 // and line: unknown keys, duplicate keys, wrong shapes, bad values.
 
-var textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+var (
+	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+	// durationType lets sections of other packages use time.Duration fields
+	// ("30s" in YAML and in the environment).
+	durationType = reflect.TypeFor[time.Duration]()
+)
 
 // yamlKey returns the yaml key of a struct field ("" if skipped).
 func yamlKey(f reflect.StructField) string {
@@ -185,6 +191,14 @@ func decodeMap(n *yaml.Node, v reflect.Value, path string, p *problems) {
 func setScalar(v reflect.Value, s string) error {
 	if reflect.PointerTo(v.Type()).Implements(textUnmarshalerType) {
 		return v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(s))
+	}
+	if v.Type() == durationType {
+		d, err := time.ParseDuration(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("invalid duration %q (want e.g. 500ms, 30s, 5m)", s)
+		}
+		v.SetInt(int64(d))
+		return nil
 	}
 	switch v.Kind() {
 	case reflect.String:

@@ -2,9 +2,10 @@ package ferrite
 
 import (
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
+
+	"github.com/ferrite-edge/ferrite/resources"
 )
 
 // Sync policies (edge.sync_policy). They take effect when the syncer lands.
@@ -77,17 +78,6 @@ type ConflictRule struct {
 	Strategy string `yaml:"strategy"`
 }
 
-// EdgeResources is edge.resources:.
-type EdgeResources struct {
-	// MemoryLimit is the store's memory budget (default: the preset's).
-	MemoryLimit Size `yaml:"memory_limit"`
-	// StorageLimit caps the store's size on disk (0 = only the disk
-	// thresholds of the resource monitor apply).
-	StorageLimit Size `yaml:"storage_limit"`
-	// CPUBudget is low, medium (default) or high.
-	CPUBudget string `yaml:"cpu_budget"`
-}
-
 // EdgeConfig is the edge: section, the feature document's edge keys.
 // The sync keys take effect when the syncer lands, the limits when the store
 // and the resource monitor land.
@@ -105,8 +95,11 @@ type EdgeConfig struct {
 	// MaxKeys overrides the preset's key limit (0: the preset's).
 	MaxKeys int64 `yaml:"max_keys"`
 	// CompressionLevel overrides the preset's (0 = off, 1-9).
-	CompressionLevel *int          `yaml:"compression_level"`
-	Resources        EdgeResources `yaml:"resources"`
+	CompressionLevel *int `yaml:"compression_level"`
+	// Resources is the resource monitor: the feature document's
+	// memory_limit (the process: GOMEMLIMIT, memory levels, and the
+	// store's cache budget), storage_limit, cpu_budget, plus its tuning.
+	Resources resources.Config `yaml:"resources"`
 }
 
 func (e *EdgeConfig) defaults() {
@@ -116,21 +109,13 @@ func (e *EdgeConfig) defaults() {
 		OfflineQueueSize:   10_000,
 		ConflictResolution: StrategyCrdtMerge,
 		Preset:             DefaultPreset,
-		Resources:          EdgeResources{CPUBudget: "medium"},
+		Resources:          resources.DefaultConfig(),
 	}
 }
 
 func (e *EdgeConfig) validate(s section, _ *Config) {
 	if e.HubURL != "" {
-		u, err := url.Parse(e.HubURL)
-		switch {
-		case err != nil:
-			s.add("hub_url", "invalid URL: %v", err)
-		case u.Scheme != "mqtt" && u.Scheme != "mqtts":
-			s.add("hub_url", "scheme %q not supported (want mqtt:// or mqtts://)", u.Scheme)
-		case u.Hostname() == "":
-			s.add("hub_url", "%q has no host", e.HubURL)
-		}
+		validBrokerURL(s, "hub_url", e.HubURL)
 	}
 	durationRange(s, "sync_interval", e.SyncInterval, 100*time.Millisecond, 24*time.Hour)
 	s.oneOf("sync_policy", e.SyncPolicy, SyncImmediate, SyncPeriodic, SyncOpportunistic, SyncManual)
@@ -164,24 +149,44 @@ func (e *EdgeConfig) validate(s section, _ *Config) {
 	if e.CompressionLevel != nil && (*e.CompressionLevel < 0 || *e.CompressionLevel > 9) {
 		s.add("compression_level", "%d out of range [0 (off), 9]", *e.CompressionLevel)
 	}
-	rs := s.in("resources")
-	if m := e.Resources.MemoryLimit; m != 0 && m < 1<<20 {
-		rs.add("memory_limit", "%s is below the minimum of 1mb", m)
+	validateResources(s.in("resources"), &e.Resources)
+}
+
+// validateResources files each problem resources.Config.Validate reports
+// ("resources: invalid config: resources.<field>: <msg>") under its key.
+func validateResources(s section, rc *resources.Config) {
+	err := rc.Validate()
+	if err == nil {
+		return
 	}
-	if st := e.Resources.StorageLimit; st != 0 && st < 1<<20 {
-		rs.add("storage_limit", "%s is below the minimum of 1mb", st)
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
 	}
-	rs.oneOf("cpu_budget", e.Resources.CPUBudget, "low", "medium", "high")
+	for _, e := range errs {
+		msg := e.Error()
+		if _, rest, ok := strings.Cut(msg, "resources."); ok {
+			if field, m, ok := strings.Cut(rest, ": "); ok {
+				s.add(field, "%s", m)
+				continue
+			}
+		}
+		s.add("", "%s", msg)
+	}
 }
 
 // EdgeLimits are the effective store limits: the preset's values with
 // explicit keys taking precedence.
 type EdgeLimits struct {
-	Preset           string
-	MemoryLimit      Size
-	StorageLimit     Size // 0: no explicit limit
-	MaxKeys          int64
-	CompressionLevel int // 0 = off
+	Preset string
+	// MemoryLimit is the store's memory budget (caches, memtables): the
+	// preset's, capped by a quarter of edge.resources.memory_limit.
+	MemoryLimit Size
+	// ProcessMemoryLimit is edge.resources.memory_limit (0: none).
+	ProcessMemoryLimit Size
+	StorageLimit       Size // 0: no explicit limit
+	MaxKeys            int64
+	CompressionLevel   int // 0 = off
 }
 
 // Limits resolves the preset against the explicit keys.
@@ -193,12 +198,15 @@ func (e *EdgeConfig) Limits() EdgeLimits {
 	l := EdgeLimits{
 		Preset:           p.Name,
 		MemoryLimit:      p.MemoryLimit,
-		StorageLimit:     e.Resources.StorageLimit,
+		StorageLimit:     Size(e.Resources.StorageLimit),
 		MaxKeys:          p.MaxKeys,
 		CompressionLevel: p.CompressionLevel,
 	}
-	if e.Resources.MemoryLimit != 0 {
-		l.MemoryLimit = e.Resources.MemoryLimit
+	if m := Size(e.Resources.MemoryLimit); m != 0 {
+		l.ProcessMemoryLimit = m
+		if b := Size(resources.CacheBudget(int64(m))); b < l.MemoryLimit {
+			l.MemoryLimit = b
+		}
 	}
 	if e.MaxKeys != 0 {
 		l.MaxKeys = e.MaxKeys

@@ -57,7 +57,7 @@ broker:
   listen: 127.0.0.1:1884
   websocket: :8083
   limits:
-    max_packet_size: 256kb
+    max_packet_size: 512kb
     max_clients: 50
     session_expiry: 1h
 edge:
@@ -78,7 +78,7 @@ edge:
 	if c.NodeID != "edge-001" || c.Mode != ModeHub || c.Log.Format != "json" || c.Broker.WebSocket != ":8083" {
 		t.Fatalf("%+v", c)
 	}
-	if c.Broker.Limits.MaxPacketSize != 256<<10 || c.Broker.Limits.MaxClients != 50 ||
+	if c.Broker.Limits.MaxPacketSize != 512<<10 || c.Broker.Limits.MaxClients != 50 ||
 		c.Broker.Limits.SessionExpiry.D() != time.Hour || c.Broker.Limits.MaxInflight != 1024 {
 		t.Fatalf("limits %+v", c.Broker.Limits)
 	}
@@ -92,18 +92,20 @@ edge:
 	}
 	// Explicit keys override the preset; the rest comes from it.
 	l := c.Edge.Limits()
-	if l.Preset != "iot" || l.MemoryLimit != 128<<20 || l.MaxKeys != 5000 || l.CompressionLevel != 9 || l.StorageLimit != 1<<30 {
+	// memory_limit is the process's; the store gets the preset's budget
+	// unless a quarter of the process limit is smaller.
+	if l.Preset != "iot" || l.ProcessMemoryLimit != 128<<20 || l.MemoryLimit != 2<<20 || l.MaxKeys != 5000 || l.CompressionLevel != 9 || l.StorageLimit != 1<<30 {
 		t.Fatalf("limits %+v", l)
 	}
 }
 
 func TestConfigPresets(t *testing.T) {
 	want := map[string]EdgeLimits{
-		"minimal":  {"minimal", 4 << 20, 0, 10_000, 0},
-		"iot":      {"iot", 2 << 20, 0, 1_000, 9},
-		"mobile":   {"mobile", 32 << 20, 0, 50_000, 6},
-		"standard": {"standard", 16 << 20, 0, 100_000, 0},
-		"full":     {"full", 64 << 20, 0, 1_000_000, 3},
+		"minimal":  {Preset: "minimal", MemoryLimit: 4 << 20, MaxKeys: 10_000, CompressionLevel: 0},
+		"iot":      {Preset: "iot", MemoryLimit: 2 << 20, MaxKeys: 1_000, CompressionLevel: 9},
+		"mobile":   {Preset: "mobile", MemoryLimit: 32 << 20, MaxKeys: 50_000, CompressionLevel: 6},
+		"standard": {Preset: "standard", MemoryLimit: 16 << 20, MaxKeys: 100_000, CompressionLevel: 0},
+		"full":     {Preset: "full", MemoryLimit: 64 << 20, MaxKeys: 1_000_000, CompressionLevel: 3},
 	}
 	for name, w := range want {
 		c := mustParse(t, "edge: {preset: "+name+"}")
@@ -199,7 +201,7 @@ func TestConfigEnvOverrides(t *testing.T) {
 	)
 	if c.NodeID != "from-env" || c.DataDir != "/tmp/d" || c.Broker.Listen != "127.0.0.1:0" || c.HTTP.Listen != "" ||
 		c.Edge.HubURL != "mqtt://hub:1883" || c.Edge.SyncInterval.D() != 45*time.Second ||
-		c.Edge.Limits().MemoryLimit != 64<<20 || c.Edge.Limits().CompressionLevel != 4 || c.Broker.Limits.MaxClients != 12 {
+		c.Edge.Limits().ProcessMemoryLimit != 64<<20 || c.Edge.Limits().CompressionLevel != 4 || c.Broker.Limits.MaxClients != 12 {
 		t.Fatalf("%+v", c)
 	}
 	if w := c.Warnings(); len(w) != 1 || !strings.Contains(w[0], "FERRITE_TYPO_KEY") {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -33,4 +34,10 @@ func fmtDuration(d time.Duration) string {
 		return fmt.Sprintf("%dd", d/(24*time.Hour))
 	}
 	return d.String()
+}
+
+// validTopicName reports whether t can be published to: not empty, no
+// wildcards, no NUL, at most 65535 bytes [MQTT-4.7.3-1] [MQTT-4.7.3-2].
+func validTopicName(t string) bool {
+	return t != "" && len(t) <= 65535 && !strings.ContainsAny(t, "+#\x00")
 }

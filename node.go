@@ -11,6 +11,10 @@ import (
 	"time"
 
 	"github.com/ferrite-edge/ferrite/broker"
+	"github.com/ferrite-edge/ferrite/ingest"
+	"github.com/ferrite-edge/ferrite/resources"
+	"github.com/ferrite-edge/ferrite/store"
+	"github.com/ferrite-edge/ferrite/syncer"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -19,6 +23,8 @@ import (
 var (
 	ErrNodeStarted = errors.New("ferrite: node already started")
 	ErrNodeClosed  = errors.New("ferrite: node closed")
+	// ErrNodeNotStarted is returned by the embedding API before Start.
+	ErrNodeNotStarted = errors.New("ferrite: node not started")
 )
 
 // Options are what a Node takes besides its Config.
@@ -45,8 +51,14 @@ type Node struct {
 	log *slog.Logger
 	reg *prometheus.Registry
 
-	broker *broker.Broker
-	http   *httpServer
+	broker   *broker.Broker
+	http     *httpServer
+	store    *store.Store
+	pipeline *ingest.Pipeline
+	edge     *syncer.Edge
+	hub      *syncer.Hub
+	monitor  *resources.Monitor
+	runtime  *resources.RuntimeSettings
 
 	mu       sync.Mutex
 	started  bool
@@ -167,10 +179,39 @@ func (n *Node) start(ctx context.Context) error {
 	if err := removeRunFile(n.cfg.DataDir); err != nil {
 		return err
 	}
+	// Background loops live until Close, not until Start's ctx ends.
+	bgCtx := context.WithoutCancel(ctx)
+	// 1. Runtime limits (GOMAXPROCS, GOMEMLIMIT) before anything allocates.
+	n.applyRuntime()
+	// 2. The store: every write lands here first.
+	if err := n.openStore(ctx); err != nil {
+		return err
+	}
+	// 3. Ingestion: registers its publish handler before clients connect.
+	if err := n.startIngest(bgCtx); err != nil {
+		return err
+	}
+	// 4. The edge syncer (needs the store; runs offline without a hub).
+	if n.cfg.Mode == ModeEdge {
+		if err := n.startEdgeSync(bgCtx); err != nil {
+			return err
+		}
+	}
+	// 5. The broker: clients may connect from here on.
 	if err := n.broker.Start(ctx); err != nil {
 		return fmt.Errorf("ferrite: %w", err)
 	}
 	n.push("broker", n.broker.Close)
+	// 6. The hub side attaches to the broker as a client.
+	if n.cfg.Mode == ModeHub {
+		if err := n.startHubSync(bgCtx); err != nil {
+			return err
+		}
+	}
+	// 7. The resource monitor, with every lever in place.
+	if err := n.startMonitor(bgCtx); err != nil {
+		return err
+	}
 	if n.http != nil {
 		if err := n.http.start(); err != nil {
 			return err

@@ -1,0 +1,245 @@
+package ferrite
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/ferrite-edge/ferrite/broker"
+	"github.com/ferrite-edge/ferrite/syncer"
+)
+
+// goBG runs fn on a goroutine the node owns: Close (in reverse start
+// order, like every subsystem) cancels its context and waits for it. An
+// error other than that cancellation is logged.
+func (n *Node) goBG(ctx context.Context, name string, fn func(ctx context.Context) error) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := fn(ctx); err != nil && ctx.Err() == nil {
+			n.log.Error("background task stopped", "task", name, "error", err)
+		}
+	}()
+	n.push(name, func(stop context.Context) error {
+		cancel()
+		select {
+		case <-done:
+			return nil
+		case <-stop.Done():
+			return fmt.Errorf("%s still running: %w", name, stop.Err())
+		}
+	})
+}
+
+// batchOptions maps sync: onto the syncer's batching knobs.
+func (sc *SyncConfig) batchOptions() syncer.BatchOptions {
+	return syncer.BatchOptions{
+		BatchBytes:        int(sc.BatchBytes),
+		BatchOps:          sc.BatchOps,
+		Window:            sc.Window,
+		AckTimeout:        sc.AckTimeout.D(),
+		CompressThreshold: int(sc.CompressThreshold),
+	}
+}
+
+// startEdgeSync runs the edge side of the sync protocol. It runs without a
+// hub too: the syncer still bounds the offline queue, and EDGE.QUEUE,
+// EDGE.SYNC (which then fails fast) and EDGE.CONFLICTS work.
+func (n *Node) startEdgeSync(ctx context.Context) error {
+	cfg := n.cfg
+	pol, err := syncer.ParsePolicy(cfg.Edge.SyncPolicy)
+	if err != nil {
+		return fmt.Errorf("ferrite: edge.sync_policy: %w", err)
+	}
+	res, err := cfg.Edge.resolver()
+	if err != nil {
+		return err
+	}
+	tlsCfg, err := cfg.Sync.hubTLS(cfg.Edge.HubURL)
+	if err != nil {
+		return err
+	}
+	e, err := syncer.NewEdge(syncer.EdgeOptions{
+		Store:         n.store,
+		NodeID:        cfg.NodeID,
+		HubURL:        cfg.Edge.HubURL,
+		TLS:           tlsCfg,
+		Username:      cfg.Sync.Username,
+		Password:      cfg.Sync.Password,
+		TopicPrefix:   cfg.Sync.TopicPrefix,
+		Policy:        pol,
+		Interval:      cfg.Edge.SyncInterval.D(),
+		QueueCapacity: int(cfg.Edge.OfflineQueueSize),
+		BatchOptions:  cfg.Sync.batchOptions(),
+		BackoffMin:    cfg.Sync.BackoffMin.D(),
+		BackoffMax:    cfg.Sync.BackoffMax.D(),
+		MaxClockSkew:  cfg.Sync.MaxClockSkew.D(),
+		Resolver:      res,
+		Software:      Version,
+		Logger:        n.log,
+		Registerer:    n.reg,
+	})
+	if err != nil {
+		return fmt.Errorf("ferrite: %w", err)
+	}
+	n.edge = e
+	for _, c := range syncer.Commands(e) {
+		if err := n.register(c.Name, c.MinArgs, c.MaxArgs, c.ReadOnly, c.Help, c.Run); err != nil {
+			return err
+		}
+	}
+	n.AddStatus("sync", func(context.Context) map[string]any { return e.StatusFields() })
+	n.goBG(ctx, "edge syncer", func(ctx context.Context) error { defer e.Close(); return e.Run(ctx) })
+	return nil
+}
+
+// startHubSync runs the hub side: it attaches to this node's own broker
+// (or hub.broker_url), applies edges' changes, relays them and republishes
+// merged sensor buckets for cloud subscribers.
+func (n *Node) startHubSync(ctx context.Context) error {
+	cfg := n.cfg
+	res, err := cfg.Edge.resolver()
+	if err != nil {
+		return err
+	}
+	url := cfg.Hub.BrokerURL
+	if url == "" {
+		url = "mqtt://" + dialable(n.broker.Addr())
+	}
+	tlsCfg, err := cfg.Sync.hubTLS(url)
+	if err != nil {
+		return err
+	}
+	opts := syncer.HubOptions{
+		Store:          n.store,
+		NodeID:         cfg.NodeID,
+		BrokerURL:      url,
+		TLS:            tlsCfg,
+		Username:       cfg.Sync.Username,
+		Password:       cfg.Sync.Password,
+		TopicPrefix:    cfg.Sync.TopicPrefix,
+		BatchOptions:   cfg.Sync.batchOptions(),
+		RetentionBytes: int64(cfg.Hub.RetentionBytes),
+		RetentionAge:   cfg.Hub.RetentionAge.D(),
+		MaxEdges:       cfg.Hub.MaxEdges,
+		IdleTimeout:    cfg.Hub.IdleTimeout.D(),
+		MaxClockSkew:   cfg.Sync.MaxClockSkew.D(),
+		BackoffMin:     cfg.Sync.BackoffMin.D(),
+		BackoffMax:     cfg.Sync.BackoffMax.D(),
+		Resolver:       res,
+		Software:       Version,
+		Logger:         n.log,
+		Registerer:     n.reg,
+	}
+	if cfg.Hub.DataTopic != "" {
+		opts.OnApplied = n.republishBuckets(ctx, cfg.Hub.DataTopic)
+	}
+	h, err := syncer.NewHub(opts)
+	if err != nil {
+		return fmt.Errorf("ferrite: %w", err)
+	}
+	n.hub = h
+	c := syncer.ConflictsCommand(n.store)
+	if err := n.register(c.Name, c.MinArgs, c.MaxArgs, c.ReadOnly, c.Help, c.Run); err != nil {
+		return err
+	}
+	n.AddStatus("hub", func(context.Context) map[string]any { return h.StatusFields() })
+	n.goBG(ctx, "hub syncer", func(ctx context.Context) error { defer h.Close(); return h.Run(ctx) })
+	return nil
+}
+
+// dialable turns a bound listen address into one a local client can dial
+// (":1884" or "[::]:1884" → "127.0.0.1:1884").
+func dialable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// BucketMessage is the JSON published on <hub.data_topic>/<node>/<sensor>
+// for every merged sensor bucket (see docs/PROTOCOL.md, "Cloud subscribers").
+type BucketMessage struct {
+	Node     string  `json:"node"`
+	Sensor   string  `json:"sensor"`
+	Width    string  `json:"width"`
+	Start    string  `json:"start"`
+	StartTS  int64   `json:"start_ts"`
+	Count    uint64  `json:"count"`
+	Sum      float64 `json:"sum"`
+	Min      float64 `json:"min"`
+	Max      float64 `json:"max"`
+	Avg      float64 `json:"avg"`
+	First    string  `json:"first,omitempty"`
+	Last     string  `json:"last,omitempty"`
+	Key      string  `json:"key"`
+	Received string  `json:"merged_at"`
+}
+
+// republishBuckets returns the hub's OnApplied hook: every changed agg/ key
+// is read back (merged over every origin) and published, retained, as JSON.
+func (n *Node) republishBuckets(ctx context.Context, prefix string) func(keys []string) {
+	return func(keys []string) {
+		for _, key := range keys {
+			node, sensor, width, start, ok := parseBucketKey(key)
+			if !ok {
+				continue
+			}
+			p, err := n.store.Aggregate(ctx, key)
+			if err != nil || p.Count == 0 {
+				continue
+			}
+			m := BucketMessage{
+				Node: node, Sensor: sensor, Width: width, StartTS: start,
+				Start: time.Unix(start, 0).UTC().Format(time.RFC3339),
+				Count: p.Count, Sum: p.Sum, Min: p.Min, Max: p.Max, Avg: p.Sum / float64(p.Count),
+				Key: key, Received: time.Now().UTC().Format(time.RFC3339Nano),
+			}
+			if p.FirstTS != 0 {
+				m.First = time.UnixMilli(p.FirstTS).UTC().Format(time.RFC3339Nano)
+			}
+			if p.LastTS != 0 {
+				m.Last = time.UnixMilli(p.LastTS).UTC().Format(time.RFC3339Nano)
+			}
+			b, err := json.Marshal(m)
+			if err != nil {
+				continue
+			}
+			_ = n.broker.Publish(&broker.Message{Topic: prefix + "/" + node + "/" + sensor, Payload: b, QoS: 1, Retain: true})
+		}
+	}
+}
+
+// parseBucketKey splits agg/<node>/<sensor...>/<width>/<start-unix>; the
+// sensor id may itself contain '/'.
+func parseBucketKey(key string) (node, sensor, width string, start int64, ok bool) {
+	rest, found := strings.CutPrefix(key, "agg/")
+	if !found {
+		return "", "", "", 0, false
+	}
+	node, rest, found = strings.Cut(rest, "/")
+	if !found {
+		return "", "", "", 0, false
+	}
+	i := strings.LastIndexByte(rest, '/')
+	if i < 0 {
+		return "", "", "", 0, false
+	}
+	if _, err := fmt.Sscanf(rest[i+1:], "%d", &start); err != nil {
+		return "", "", "", 0, false
+	}
+	rest = rest[:i]
+	j := strings.LastIndexByte(rest, '/')
+	if j <= 0 {
+		return "", "", "", 0, false
+	}
+	return node, rest[:j], rest[j+1:], start, true
+}
