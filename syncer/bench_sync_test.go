@@ -104,7 +104,8 @@ func BenchmarkPartitionHeal(b *testing.B) {
 // (one aggregate op per sensor per closed bucket, as ingest writes them)
 // over one simulated hour, pushed every `every` minutes; the edge's uplink
 // MQTT bytes per raw reading against forwarding each reading as a QoS 0
-// PUBLISH of a plain number (a mosquitto bridge, the cheapest case).
+// PUBLISH (a mosquitto bridge) of a plain number (the cheapest case) or
+// of a small JSON object.
 func BenchmarkSensorUplink(b *testing.B) {
 	for _, every := range []int{1, 5} {
 		b.Run(fmt.Sprintf("sync-every-%dm", every), func(b *testing.B) {
@@ -114,7 +115,7 @@ func BenchmarkSensorUplink(b *testing.B) {
 			hub := newReplica(b, "hub", crdt.RoleHub, res)
 			hub.startHub(br.url)
 			ctx := context.Background()
-			var up, bridge, readings float64
+			var up, bridge, bridgeJSON, readings float64
 			i := 0
 			for b.Loop() {
 				i++
@@ -134,8 +135,12 @@ func BenchmarkSensorUplink(b *testing.B) {
 							b.Fatal(err)
 						}
 						for r := range 60 {
-							// What a bridge forwards: sensors/temp-NNN "22.4"
-							bridge += float64(publishSize(fmt.Sprintf("sensors/temp-%03d", s), len(fmt.Sprintf("%.1f", 21.9+float64(r%10)/10))) - 2)
+							// What a bridge forwards at QoS 0 (no packet id):
+							// sensors/temp-NNN "22.4", or the JSON form.
+							topic := fmt.Sprintf("sensors/temp-%03d", s)
+							v := 21.9 + float64(r%10)/10
+							bridge += float64(publishSize(topic, len(fmt.Sprintf("%.1f", v))) - 2)
+							bridgeJSON += float64(publishSize(topic, len(fmt.Sprintf(`{"value":%.1f,"unit":"celsius","ts":%d}`, v, (t0+int64(60*m+r))*1000))) - 2)
 						}
 						readings += 60
 					}
@@ -151,6 +156,8 @@ func BenchmarkSensorUplink(b *testing.B) {
 			b.ReportMetric(up/readings, "uplink-B/reading")
 			b.ReportMetric(bridge/readings, "bridge-B/reading")
 			b.ReportMetric(bridge/up, "x-less")
+			b.ReportMetric(bridgeJSON/readings, "bridge-json-B/reading")
+			b.ReportMetric(bridgeJSON/up, "x-less-json")
 		})
 	}
 }

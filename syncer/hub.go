@@ -217,6 +217,13 @@ func (h *Hub) Run(ctx context.Context) error {
 	tick := time.NewTicker(h.opts.maintain)
 	defer tick.Stop()
 	durable := h.opts.Store.DurableChanged()
+	// Durable-watermark wake-ups of the sessions are coalesced: at most one
+	// per wakeEvery, so a burst of commits costs each session one read.
+	const wakeEvery = 5 * time.Millisecond
+	coalesce := time.NewTimer(time.Hour)
+	coalesce.Stop()
+	var lastWake time.Time
+	pending := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -225,6 +232,16 @@ func (h *Hub) Run(ctx context.Context) error {
 			return nil
 		case <-durable:
 			durable = h.opts.Store.DurableChanged()
+			if since := time.Since(lastWake); since >= wakeEvery {
+				lastWake = time.Now()
+				h.wakeAll("")
+			} else if !pending {
+				pending = true
+				coalesce.Reset(wakeEvery - since)
+			}
+		case <-coalesce.C:
+			pending = false
+			lastWake = time.Now()
 			h.wakeAll("")
 		case <-tick.C:
 			h.maintain(ctx)
