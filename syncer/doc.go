@@ -47,8 +47,19 @@
 // is re-established at Hello from the side that owns it (the edge's
 // up_acked and down_seq, the hub's incarnation and context). kill -9 of
 // either side at any point loses nothing acknowledged and applies nothing
-// twice; the hub's state generation is persisted before a merge so a
-// crash mid-merge still sends the other edges full state.
+// twice (crash_test.go kills an edge mid-sync and the hub mid-apply in
+// child processes and checks counters); the hub's state generation is
+// persisted before a merge so a crash mid-merge still sends the other
+// edges full state.
+//
+// # Wiring (for the root package)
+//
+// Stop the syncer (cancel Run's ctx, wait for Run) before closing the
+// store, then call Close to unregister the metrics. Commands(e) and
+// ConflictsCommand(st) are the command specs; Edge.StatusFields and
+// Hub.StatusFields feed EDGE.STATUS; Edge implements the resource
+// monitor's SyncNow/SetInterval, and LinkStats has the fields of its link
+// figures.
 //
 // # Decisions beyond docs/DESIGN.md
 //
@@ -77,4 +88,23 @@
 //     log by the queue capacity; SyncNow returns ErrNoHub.
 //   - sync_status "error" means the last attempt failed on this node (a
 //     store error); an unreachable hub is "offline".
+//   - An unanswered Hello is resent on the live link with backoff (the hub
+//     is down or not subscribed) instead of tearing the link down; a hub
+//     that restarts publishes a live "online" and known edges start a new
+//     session at once. The hub answers a resent Hello of a live session
+//     again (its Welcome was lost).
+//   - Unacknowledged down batches are resent at once, then after 1, 3,
+//     7... ack timeouts while the edge is silent (an idle edge whose batch
+//     was lost still gets it; a gone edge costs one small message a
+//     minute).
+//   - FullSync merges on the hub run one at a time, and no export snapshot
+//     is taken during one (a shared/exclusive lock held until the snapshot
+//     exists), so the generation an edge is credited with is exact.
+//   - SyncNow succeeds only through a live session: with nothing pending
+//     it still reports whether the hub answers.
+//   - Under store durability "none" the edge fsyncs at most once a second
+//     so its writes become sendable (only durable ops are sent).
+//   - An op the hub cannot decode (version skew) is logged and skipped,
+//     and its batch acknowledged: it can never apply, and holding the
+//     stream would stop every later op.
 package syncer
