@@ -24,7 +24,7 @@ func benchOps(b testing.TB, kind string, n int) []store.Op {
 		case "incr":
 			_, err = st.IncrBy(ctx, fmt.Sprintf("store:42:visits:%d", i%20), 1)
 		case "aggregate":
-			err = st.AggregateMerge(ctx, fmt.Sprintf("agg/temp-%03d/60/%d", i%10, 1708300800+60*(i/10)),
+			err = st.AggregateMerge(ctx, fmt.Sprintf("agg/edge-0001/temp-%03d/1m/%d", i%10, 1708300800+60*(i/10)),
 				crdt.Partial{Count: 60, Sum: 1350.5, Min: 21.5, Max: 23.25, FirstTS: 1708300800000, LastTS: 1708300859000})
 		}
 		if err != nil {

@@ -130,7 +130,7 @@ func BenchmarkSensorUplink(b *testing.B) {
 					for s := range sensors {
 						p := crdt.Partial{Count: 60, Sum: 60 * 22.4, Min: 21.9, Max: 22.8,
 							FirstTS: (t0 + int64(60*m)) * 1000, LastTS: (t0+int64(60*m))*1000 + 59_000}
-						key := fmt.Sprintf("agg/temp-%03d/60/%d", s, t0+int64(60*m))
+						key := fmt.Sprintf("agg/%s/temp-%03d/1m/%d", e.name, s, t0+int64(60*m)) // ingest.BucketKey
 						if err := e.st.AggregateMerge(ctx, key, p); err != nil {
 							b.Fatal(err)
 						}
