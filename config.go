@@ -45,6 +45,8 @@ type Config struct {
 	Sync   SyncConfig   `yaml:"sync"`
 	Hub    HubConfig    `yaml:"hub"`
 
+	HomeAssistant HomeAssistantConfig `yaml:"homeassistant"`
+
 	lines map[string]int // key path → line in the file it was loaded from
 	file  string
 	// unknownEnv lists FERRITE_* variables that match no key.
