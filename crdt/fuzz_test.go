@@ -73,7 +73,7 @@ var goldenEntryBytes []byte
 func goldenEntry(t *testing.T) *Entry {
 	if goldenEntryBytes == nil {
 		for _, o := range goldenObjects(t) {
-			if o.name == "crdt/entry/store:42" {
+			if o.name == "crdt_merge/entry/store:42" {
 				goldenEntryBytes = o.enc
 			}
 		}

@@ -76,9 +76,9 @@ const (
 
 const numStrategies = 4
 
-var strategyNames = [numStrategies]string{"lww", "crdt", "cloud_wins", "edge_wins"}
+var strategyNames = [numStrategies]string{"lww", "crdt_merge", "cloud_wins", "edge_wins"}
 
-// String returns the canonical configuration name: "lww", "crdt",
+// String returns the canonical configuration name: "lww", "crdt_merge",
 // "cloud_wins" or "edge_wins".
 func (s Strategy) String() string {
 	if s < numStrategies {
@@ -115,7 +115,7 @@ func ParseStrategy(s string) (Strategy, error) {
 	case "edgewins", "edge":
 		return EdgeWins, nil
 	}
-	return 0, fmt.Errorf("%w: unknown conflict strategy %q (want lww, crdt, cloud_wins or edge_wins)", ErrInvalid, s)
+	return 0, fmt.Errorf("%w: unknown conflict strategy %q (want lww, crdt_merge, cloud_wins or edge_wins)", ErrInvalid, s)
 }
 
 // MarshalText implements encoding.TextMarshaler (configuration files).
