@@ -20,8 +20,10 @@ import (
 
 // Listener ids, as reported by ClientInfo.Listener.
 const (
-	ListenerTCP       = "tcp"
-	ListenerWebSocket = "ws"
+	ListenerTCP          = "tcp"
+	ListenerWebSocket    = "ws"
+	ListenerTLS          = "tls"
+	ListenerWebSocketTLS = "wss"
 )
 
 // sysTopicInterval is how often mochi refreshes its $SYS topics. mochi's
@@ -35,6 +37,19 @@ type Options struct {
 	Listen string
 	// WebSocket is the MQTT-over-WebSocket address; empty disables it.
 	WebSocket string
+	// TLSListen is the MQTT-over-TLS address (":8883"); it needs TLS.
+	TLSListen string
+	// TLSWebSocket is the MQTT-over-WebSocket-over-TLS (wss) address; it
+	// needs TLS.
+	TLSWebSocket string
+	// TLS holds the certificate (and client CA) of the TLS listeners; the
+	// packet guard reads what the handshake decrypted.
+	TLS *ServerTLS
+	// IdentityAsUsername makes the common name of a client's verified
+	// certificate (TLS listeners with a client CA) its user name; the
+	// Authenticator sees it in ClientInfo.CertIdentity and the client needs
+	// no password.
+	IdentityAsUsername bool
 	// Limits default to DefaultLimits() when zero.
 	Limits Limits
 	// Auth decides who may connect and use which topics (default AllowAll).
@@ -62,8 +77,10 @@ type Broker struct {
 	ctx    context.Context // cancelled when Close gives up waiting
 	cancel context.CancelFunc
 
-	tcp *tcpListener
-	ws  *wsListener
+	tcp  *tcpListener
+	ws   *wsListener
+	tlsL *tcpListener
+	wss  *wsListener
 
 	routeMu sync.Mutex
 	routes  atomic.Pointer[routes]
@@ -74,6 +91,8 @@ type Broker struct {
 	logRefused rate.Sometimes
 	logAccept  rate.Sometimes
 	logGuard   rate.Sometimes
+	logRate    rate.Sometimes
+	logTLS     rate.Sometimes
 
 	mu        sync.Mutex
 	started   bool
@@ -91,8 +110,11 @@ func New(opts Options) (*Broker, error) {
 	if err := opts.Limits.Validate(); err != nil {
 		return nil, err
 	}
-	if opts.Listen == "" && opts.WebSocket == "" {
+	if opts.Listen == "" && opts.WebSocket == "" && opts.TLSListen == "" && opts.TLSWebSocket == "" {
 		return nil, errors.New("broker: no listener configured")
+	}
+	if (opts.TLSListen != "" || opts.TLSWebSocket != "") && opts.TLS == nil {
+		return nil, errors.New("broker: a TLS listener needs Options.TLS")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -112,6 +134,8 @@ func New(opts Options) (*Broker, error) {
 		logRefused: rate.Sometimes{Interval: 10 * time.Second},
 		logAccept:  rate.Sometimes{Interval: 10 * time.Second},
 		logGuard:   rate.Sometimes{Interval: 10 * time.Second},
+		logRate:    rate.Sometimes{Interval: 10 * time.Second},
+		logTLS:     rate.Sometimes{Interval: 10 * time.Second},
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.server = mqtt.New(&mqtt.Options{
@@ -132,16 +156,29 @@ func New(opts Options) (*Broker, error) {
 	b.inline = b.server.NewClient(nil, mqtt.LocalListener, "$ferrite", true)
 	b.router = newRouter(opts.Commands, log.With("component", "router"), m, b.publishReply)
 	b.router.mayReply = func(cl *mqtt.Client, topic string) bool {
-		return topic != "" && !strings.ContainsAny(topic, "+#\x00") && b.auth.Authorize(clientInfo(cl), topic, true)
+		if topic == ReplyTopicPrefix+cl.ID {
+			return true // the client's own reply topic
+		}
+		return topic != "" && !strings.ContainsAny(topic, "+#\x00") && !strings.HasPrefix(topic, voidPrefix) &&
+			b.auth.Authorize(clientInfo(cl), topic, true)
+	}
+	if ca, ok := opts.Auth.(CommandAuthorizer); ok {
+		b.router.authorize = ca.AuthorizeCommand
 	}
 	if err := b.server.AddHook(&hook{b: b}, nil); err != nil {
 		return nil, fmt.Errorf("broker: hook: %w", err)
 	}
 	if opts.Listen != "" {
-		b.tcp = newTCPListener(b, ListenerTCP, opts.Listen)
+		b.tcp = newTCPListener(b, ListenerTCP, opts.Listen, nil)
 	}
 	if opts.WebSocket != "" {
-		b.ws = newWSListener(b, ListenerWebSocket, opts.WebSocket)
+		b.ws = newWSListener(b, ListenerWebSocket, opts.WebSocket, nil)
+	}
+	if opts.TLSListen != "" {
+		b.tlsL = newTCPListener(b, ListenerTLS, opts.TLSListen, opts.TLS.Config())
+	}
+	if opts.TLSWebSocket != "" {
+		b.wss = newWSListener(b, ListenerWebSocketTLS, opts.TLSWebSocket, opts.TLS.Config())
 	}
 	return b, nil
 }
@@ -169,10 +206,7 @@ func (b *Broker) Start(ctx context.Context) error {
 		return err
 	}
 	var added []listeners.Listener
-	for _, l := range []listeners.Listener{b.tcpOrNil(), b.wsOrNil()} {
-		if l == nil {
-			continue
-		}
+	for _, l := range b.listeners() {
 		if err := b.server.AddListener(l); err != nil {
 			for _, a := range added {
 				a.Close(func(string) {})
@@ -187,22 +221,25 @@ func (b *Broker) Start(ctx context.Context) error {
 	b.router.start()
 	b.started = true
 	b.startTime = time.Now()
-	b.log.Info("broker started", "mqtt", b.Addr(), "websocket", b.WebSocketAddr())
+	b.log.Info("broker started", "mqtt", b.Addr(), "websocket", b.WebSocketAddr(),
+		"mqtts", b.TLSAddr(), "wss", b.TLSWebSocketAddr())
 	return nil
 }
 
-func (b *Broker) tcpOrNil() listeners.Listener {
-	if b.tcp == nil {
-		return nil
+// listeners are the configured listeners.
+func (b *Broker) listeners() []listeners.Listener {
+	var ls []listeners.Listener
+	for _, l := range []*tcpListener{b.tcp, b.tlsL} {
+		if l != nil {
+			ls = append(ls, l)
+		}
 	}
-	return b.tcp
-}
-
-func (b *Broker) wsOrNil() listeners.Listener {
-	if b.ws == nil {
-		return nil
+	for _, l := range []*wsListener{b.ws, b.wss} {
+		if l != nil {
+			ls = append(ls, l)
+		}
 	}
-	return b.ws
+	return ls
 }
 
 // Close stops the listeners, disconnects every client (MQTT 5 clients get
@@ -238,10 +275,8 @@ func (b *Broker) close(ctx context.Context, started bool) error {
 			errs = append(errs, fmt.Errorf("broker: closing mqtt server: %w", ctx.Err()))
 		}
 	} else {
-		for _, l := range []listeners.Listener{b.tcpOrNil(), b.wsOrNil()} {
-			if l != nil {
-				l.Close(func(string) {})
-			}
+		for _, l := range b.listeners() {
+			l.Close(func(string) {})
 		}
 	}
 	for _, cs := range b.connSets() {
@@ -267,11 +302,15 @@ func (b *Broker) close(ctx context.Context, started bool) error {
 
 func (b *Broker) connSets() []*connSet {
 	var s []*connSet
-	if b.tcp != nil {
-		s = append(s, &b.tcp.conns)
+	for _, l := range []*tcpListener{b.tcp, b.tlsL} {
+		if l != nil {
+			s = append(s, &l.conns)
+		}
 	}
-	if b.ws != nil {
-		s = append(s, &b.ws.conns)
+	for _, l := range []*wsListener{b.ws, b.wss} {
+		if l != nil {
+			s = append(s, &l.conns)
+		}
 	}
 	return s
 }
@@ -290,6 +329,22 @@ func (b *Broker) WebSocketAddr() string {
 		return ""
 	}
 	return b.ws.Address()
+}
+
+// TLSAddr is the bound MQTT-over-TLS address ("" if disabled).
+func (b *Broker) TLSAddr() string {
+	if b.tlsL == nil {
+		return ""
+	}
+	return b.tlsL.Address()
+}
+
+// TLSWebSocketAddr is the bound wss address ("" if disabled).
+func (b *Broker) TLSWebSocketAddr() string {
+	if b.wss == nil {
+		return ""
+	}
+	return b.wss.Address()
 }
 
 // Router is the $ferrite/cmd command router; register commands on it.
@@ -377,4 +432,26 @@ func (b *Broker) Uptime() time.Duration {
 		return 0
 	}
 	return time.Since(b.startTime)
+}
+
+// DisconnectRevoked disconnects the connected clients that the
+// Authenticator (if it is a Revoker) no longer accepts, typically after the
+// password file was reloaded without their user. MQTT 5 clients get
+// DISCONNECT 0x87 "not authorized". Other clients are left alone. It returns
+// how many were disconnected.
+func (b *Broker) DisconnectRevoked() int {
+	rv, ok := b.auth.(Revoker)
+	if !ok || b.closing.Load() {
+		return 0
+	}
+	n := 0
+	for _, cl := range b.server.Clients.GetAll() {
+		if cl.Net.Inline || cl.Closed() || !rv.Revoked(clientInfo(cl)) {
+			continue
+		}
+		b.log.Info("disconnecting client: its user was revoked", "client", cl.ID, "username", string(cl.Properties.Username))
+		_ = b.server.DisconnectClient(cl, packets.ErrNotAuthorized)
+		n++
+	}
+	return n
 }

@@ -66,7 +66,8 @@ type guardConn struct {
 	version   byte // protocol version, learnt from CONNECT as mochi does
 	connected bool // a CONNECT has been validated
 	rejected  bool
-	err       error // sticky: a read error or the rejection
+	err       error     // sticky: a read error or the rejection
+	meta      *connMeta // the broker's per-connection state (nil in guard tests)
 }
 
 func newGuardConn(c net.Conn, p *guardPolicy) *guardConn {

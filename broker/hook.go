@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"strings"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -20,6 +21,7 @@ var hookEvents = []byte{
 	mqtt.OnConnect,
 	mqtt.OnPacketEncode,
 	mqtt.OnPublish,
+	mqtt.OnWill,
 }
 
 func (h *hook) ID() string { return "ferrite" }
@@ -27,26 +29,77 @@ func (h *hook) ID() string { return "ferrite" }
 func (h *hook) Provides(b byte) bool { return bytes.IndexByte(hookEvents, b) >= 0 }
 
 func clientInfo(cl *mqtt.Client) ClientInfo {
-	return ClientInfo{
+	c := ClientInfo{
 		ID:              cl.ID,
 		Username:        string(cl.Properties.Username),
 		Remote:          cl.Net.Remote,
 		Listener:        cl.Net.Listener,
 		ProtocolVersion: cl.Properties.ProtocolVersion,
 	}
+	if m := metaOf(cl); m != nil {
+		c.CertIdentity = m.identity
+	}
+	return c
 }
 
+// OnConnectAuthenticate asks the Authenticator, then checks that the
+// client may publish its will: mochi publishes a will without any ACL check
+// when the client goes away, so a will the client could not publish itself
+// refuses the connection (as mosquitto does).
 func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
-	return h.b.auth.Authenticate(clientInfo(cl), pk.Connect.Password)
+	c := clientInfo(cl)
+	if !h.b.auth.Authenticate(c, pk.Connect.Password) {
+		return false
+	}
+	if pk.Connect.WillFlag && !h.b.auth.Authorize(c, pk.Connect.WillTopic, true) {
+		h.b.logRefused.Do(func() {
+			h.b.log.Warn("connection refused: will topic not authorized", "client", cl.ID, "remote", cl.Net.Remote,
+				"topic", pk.Connect.WillTopic)
+		})
+		return false
+	}
+	return true
+}
+
+// OnWill re-checks the will when it is about to be published: the ACL may
+// have been reloaded since the client connected. A will no longer allowed
+// is sent to a topic under $ferrite/void/ that no client may subscribe to
+// (mochi's OnWill cannot cancel a will).
+func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
+	if h.b.auth.Authorize(clientInfo(cl), will.TopicName, true) {
+		return will, nil
+	}
+	will.TopicName = voidTopic
+	will.Retain = false
+	return will, nil
 }
 
 func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if strings.HasPrefix(topic, voidPrefix) {
+		return false // neither readable nor writable by any client
+	}
 	return h.b.auth.Authorize(clientInfo(cl), topic, write)
 }
 
-// OnConnect caps the client's keepalive. mochi parses CONNECT before this
-// hook and arms the read deadline from cl.State.Keepalive right after it.
+// voidTopic receives the wills that are no longer authorized when they are
+// sent (see OnWill); OnACLCheck lets no client read or write under
+// voidPrefix, so they reach nobody.
+const (
+	voidPrefix = "$ferrite/void/"
+	voidTopic  = voidPrefix + "will"
+)
+
+// OnConnect makes a verified client certificate's common name the user
+// name (Options.IdentityAsUsername) and caps the client's keepalive. mochi
+// parses CONNECT before this hook and arms the read deadline from
+// cl.State.Keepalive right after it.
 func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	if m := metaOf(cl); m != nil && h.b.opts.IdentityAsUsername {
+		if id := certIdentity(m.tls); id != "" {
+			m.identity = id
+			cl.Properties.Username = []byte(id)
+		}
+	}
 	if max := h.b.opts.Limits.keepaliveSeconds(); max > 0 {
 		if ka := cl.State.Keepalive; ka == 0 || ka > max {
 			cl.State.Keepalive = max
@@ -76,6 +129,9 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if cl.Net.Inline {
 		return pk, nil // our own publishes (command replies, Broker.Publish)
 	}
+	if err := b.rateLimited(cl, &pk); err != nil {
+		return pk, err
+	}
 	if pk.TopicName == CommandTopic {
 		b.router.submitFromClient(cl, &pk)
 		// Acknowledged (QoS 1/2) but neither retained nor forwarded.
@@ -101,16 +157,25 @@ func (b *Broker) refuse(cl *mqtt.Client, pk *packets.Packet, err error) error {
 			"qos", pk.FixedHeader.Qos, "code", re.Code, "error", err)
 	})
 	if cl.Properties.ProtocolVersion == 5 {
-		ackType := packets.Puback
-		if pk.FixedHeader.Qos == 2 {
-			ackType = packets.Pubrec // [MQTT-4.3.3-8] with a failure code ends the QoS 2 flow
-		}
-		_ = cl.WritePacket(packets.Packet{
-			FixedHeader: packets.FixedHeader{Type: ackType},
-			PacketID:    pk.PacketID,
-			ReasonCode:  re.Code,
-			Properties:  packets.Properties{ReasonString: re.Reason},
-		})
+		b.writeRefusal(cl, pk, re.Code, re.Reason)
 	}
 	return packets.ErrRejectPacket
+}
+
+// writeRefusal sends an MQTT 5 client the failure acknowledgement of a
+// QoS 1/2 publish (nothing for QoS 0, which has no acknowledgement).
+func (b *Broker) writeRefusal(cl *mqtt.Client, pk *packets.Packet, code byte, reason string) {
+	if pk.FixedHeader.Qos == 0 {
+		return
+	}
+	ackType := packets.Puback
+	if pk.FixedHeader.Qos == 2 {
+		ackType = packets.Pubrec // [MQTT-4.3.3-8] with a failure code ends the QoS 2 flow
+	}
+	_ = cl.WritePacket(packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: ackType},
+		PacketID:    pk.PacketID,
+		ReasonCode:  code,
+		Properties:  packets.Properties{ReasonString: reason},
+	})
 }

@@ -46,6 +46,15 @@ type Limits struct {
 	// HandlerTimeout bounds one synchronous handler call for a QoS 1/2
 	// message; past it the message is refused (not acknowledged).
 	HandlerTimeout time.Duration
+	// MaxPublishRate is the sustained number of PUBLISH packets per second
+	// one connection may send (a token bucket); 0 disables the limit. Over
+	// it QoS 0 messages are dropped, MQTT 5 QoS 1/2 messages are refused
+	// with 0x96 "message rate too high" and MQTT 3.1.1 clients sending QoS
+	// 1/2 are disconnected (see Broker.rateLimited).
+	MaxPublishRate float64
+	// PublishBurst is the bucket's size: how many publishes may arrive at
+	// once above the rate (default: one second's worth, at least 1).
+	PublishBurst int
 }
 
 // connectionSlack is how many connections beyond MaxClients a listener keeps
@@ -91,7 +100,18 @@ func (l Limits) Validate() error {
 		"max_keepalive %s out of range [0s, 65535s]", l.MaxKeepalive)
 	check(l.ConnectTimeout > 0, "connect_timeout must be positive")
 	check(l.HandlerTimeout > 0, "handler_timeout must be positive")
+	check(l.MaxPublishRate >= 0 && !math.IsInf(l.MaxPublishRate, 0) && !math.IsNaN(l.MaxPublishRate),
+		"max_publish_rate %v must be a non-negative number (0 disables it)", l.MaxPublishRate)
+	check(l.PublishBurst >= 0, "publish_burst %d must not be negative", l.PublishBurst)
 	return errors.Join(errs...)
+}
+
+// publishBurst is PublishBurst or its default.
+func (l Limits) publishBurst() int {
+	if l.PublishBurst > 0 {
+		return l.PublishBurst
+	}
+	return max(1, int(math.Ceil(l.MaxPublishRate)))
 }
 
 // capabilities maps the limits onto mochi's server capabilities.

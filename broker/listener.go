@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -82,8 +83,11 @@ func (s *connSet) wait(ctx context.Context) error {
 }
 
 // serveConn runs mochi's connection handling for c on the calling goroutine.
-// The caller has added c to conns.
-func (b *Broker) serveConn(conns *connSet, id string, c net.Conn, establish listeners.EstablishFn) {
+// The caller has added c to conns. With tlsCfg the TLS handshake runs here,
+// bounded by the connect timeout, and the packet guard reads the decrypted
+// stream; state is the TLS state of a connection whose handshake already
+// happened (wss: the HTTP server did it).
+func (b *Broker) serveConn(conns *connSet, id string, c net.Conn, tlsCfg *tls.Config, state *tls.ConnectionState, establish listeners.EstablishFn) {
 	defer conns.remove(c)
 	defer func() { _ = c.Close() }()
 	if n := b.openConns.Add(1); n > b.opts.Limits.MaxClients+connectionSlack {
@@ -103,18 +107,41 @@ func (b *Broker) serveConn(conns *connSet, id string, c net.Conn, establish list
 				"listener", id, "panic", r, "stack", string(debug.Stack()))
 		}
 	}()
-	_ = c.SetReadDeadline(time.Now().Add(b.opts.Limits.ConnectTimeout)) // mochi re-arms it from the keepalive after CONNECT
-	err := establish(id, newGuardConn(c, &b.guard))
+	deadline := time.Now().Add(b.opts.Limits.ConnectTimeout)
+	_ = c.SetReadDeadline(deadline) // mochi re-arms it from the keepalive after CONNECT
+	conn := c
+	if tlsCfg != nil {
+		tc := tls.Server(c, tlsCfg)
+		_ = c.SetWriteDeadline(deadline)
+		ctx, cancel := context.WithDeadline(b.ctx, deadline)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			b.metrics.tlsFailures.WithLabelValues(id).Inc()
+			b.logTLS.Do(func() {
+				b.log.Warn("tls handshake failed", "remote", c.RemoteAddr().String(), "listener", id, "error", err)
+			})
+			return
+		}
+		_ = c.SetWriteDeadline(time.Time{})
+		st := tc.ConnectionState()
+		state, conn = &st, tc
+	}
+	g := newGuardConn(conn, &b.guard)
+	g.meta = b.newConnMeta(state)
+	err := establish(id, g)
 	if err != nil {
+		b.countEstablishError(err)
 		b.log.Debug("client connection ended", "remote", c.RemoteAddr().String(), "listener", id, "error", err)
 	}
 }
 
-// tcpListener is a plain TCP MQTT listener.
+// tcpListener is an MQTT listener over TCP, or over TLS when tls is set.
 type tcpListener struct {
 	b       *Broker
 	id      string
 	address string
+	tls     *tls.Config
 	ln      net.Listener
 	conns   connSet
 
@@ -124,12 +151,18 @@ type tcpListener struct {
 	stop    chan struct{}
 }
 
-func newTCPListener(b *Broker, id, address string) *tcpListener {
-	return &tcpListener{b: b, id: id, address: address, stop: make(chan struct{})}
+func newTCPListener(b *Broker, id, address string, tlsCfg *tls.Config) *tcpListener {
+	return &tcpListener{b: b, id: id, address: address, tls: tlsCfg, stop: make(chan struct{})}
 }
 
-func (l *tcpListener) ID() string       { return l.id }
-func (l *tcpListener) Protocol() string { return "tcp" }
+func (l *tcpListener) ID() string { return l.id }
+
+func (l *tcpListener) Protocol() string {
+	if l.tls != nil {
+		return "tls"
+	}
+	return "tcp"
+}
 
 // Address is the bound address once Init has run (port 0 resolved).
 func (l *tcpListener) Address() string {
@@ -184,7 +217,7 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 			_ = c.Close()
 			continue
 		}
-		go l.b.serveConn(&l.conns, l.id, c, establish)
+		go l.b.serveConn(&l.conns, l.id, c, l.tls, nil, establish)
 	}
 }
 
@@ -206,11 +239,13 @@ func (l *tcpListener) Close(closeClients listeners.CloseFn) {
 	l.conns.closeAll()
 }
 
-// wsListener serves MQTT over WebSocket (subprotocol "mqtt", binary frames).
+// wsListener serves MQTT over WebSocket (subprotocol "mqtt", binary
+// frames), over TLS (wss) when tls is set.
 type wsListener struct {
 	b        *Broker
 	id       string
 	address  string
+	tls      *tls.Config
 	ln       net.Listener
 	srv      *http.Server
 	upgrader websocket.Upgrader
@@ -222,8 +257,8 @@ type wsListener struct {
 	serving   sync.WaitGroup
 }
 
-func newWSListener(b *Broker, id, address string) *wsListener {
-	l := &wsListener{b: b, id: id, address: address}
+func newWSListener(b *Broker, id, address string, tlsCfg *tls.Config) *wsListener {
+	l := &wsListener{b: b, id: id, address: address, tls: tlsCfg}
 	l.upgrader = websocket.Upgrader{
 		Subprotocols: []string{"mqtt"},
 		// Browsers on any origin may connect, as with mosquitto; access is
@@ -233,8 +268,14 @@ func newWSListener(b *Broker, id, address string) *wsListener {
 	return l
 }
 
-func (l *wsListener) ID() string       { return l.id }
-func (l *wsListener) Protocol() string { return "ws" }
+func (l *wsListener) ID() string { return l.id }
+
+func (l *wsListener) Protocol() string {
+	if l.tls != nil {
+		return "wss"
+	}
+	return "ws"
+}
 
 func (l *wsListener) Address() string {
 	if l.ln != nil {
@@ -251,8 +292,10 @@ func (l *wsListener) Init(*slog.Logger) error {
 	l.ln = ln
 	l.srv = &http.Server{
 		Handler:           http.HandlerFunc(l.handle),
-		ReadHeaderTimeout: l.b.opts.Limits.ConnectTimeout,
+		ReadHeaderTimeout: l.b.opts.Limits.ConnectTimeout, // bounds the TLS handshake too
 		ErrorLog:          slog.NewLogLogger(l.b.log.Handler(), slog.LevelDebug),
+		// An HTTP/2 connection cannot be upgraded to a WebSocket: no h2.
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 	}
 	return nil
 }
@@ -267,7 +310,13 @@ func (l *wsListener) Serve(establish listeners.EstablishFn) {
 	l.serving.Add(1)
 	l.mu.Unlock()
 	defer l.serving.Done()
-	if err := l.srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	ln := l.ln
+	if l.tls != nil {
+		// The HTTP server runs each handshake on the connection's goroutine,
+		// bounded by ReadHeaderTimeout; a failed one never reaches handle.
+		ln = tls.NewListener(ln, l.tls)
+	}
+	if err := l.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		l.b.log.Error("websocket listener stopped", "listener", l.id, "error", err)
 	}
 }
@@ -289,7 +338,7 @@ func (l *wsListener) handle(w http.ResponseWriter, r *http.Request) {
 		_ = c.Close()
 		return
 	}
-	l.b.serveConn(&l.conns, l.id, c, establish)
+	l.b.serveConn(&l.conns, l.id, c, nil, r.TLS, establish)
 }
 
 func (l *wsListener) Close(closeClients listeners.CloseFn) {

@@ -14,6 +14,9 @@ type metrics struct {
 	packetsRejected *prometheus.CounterVec // reason
 	panics          prometheus.Counter
 	connRefused     prometheus.Counter
+	connectRefused  *prometheus.CounterVec // reason
+	tlsFailures     *prometheus.CounterVec // listener
+	rateLimited     *prometheus.CounterVec // action
 	handlerMessages *prometheus.CounterVec // handler, outcome
 
 	commands        *prometheus.CounterVec   // command, outcome
@@ -34,13 +37,25 @@ func newMetrics(reg prometheus.Registerer, info *system.Info) (*metrics, error) 
 			Name: "ferrite_broker_connections_refused_total",
 			Help: "Connections closed on accept because too many were open.",
 		}),
+		connectRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferrite_broker_connects_refused_total",
+			Help: "CONNECTs refused with a CONNACK, by reason (max_clients, not_authorized).",
+		}, []string{"reason"}),
+		tlsFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferrite_broker_tls_handshake_failures_total",
+			Help: "TLS handshakes that failed or timed out on the MQTT TLS listener (the connection is closed).",
+		}, []string{"listener"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferrite_broker_publish_rate_limited_total",
+			Help: "Publishes over a client's rate limit, by action (dropped: QoS 0; refused: MQTT 5 QoS 1/2 with 0x96; disconnected: MQTT 3.1.1 QoS 1/2).",
+		}, []string{"action"}),
 		handlerMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ferrite_broker_handler_messages_total",
 			Help: "Messages dispatched to registered handlers, by handler and outcome (delivered, dropped, rejected).",
 		}, []string{"handler", "outcome"}),
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ferrite_commands_total",
-			Help: "Commands received on $ferrite/cmd, by command and outcome (ok, error, unknown, busy, bad_request).",
+			Help: "Commands received on $ferrite/cmd, by command and outcome (ok, error, unknown, busy, bad_request, denied).",
 		}, []string{"command", "outcome"}),
 		commandDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "ferrite_command_duration_seconds",
@@ -50,6 +65,12 @@ func newMetrics(reg prometheus.Registerer, info *system.Info) (*metrics, error) 
 	}
 	for _, r := range []string{reasonPanic, reasonMalformed, reasonFraming, reasonTooLarge, reasonProtocol} {
 		m.packetsRejected.WithLabelValues(r)
+	}
+	for _, r := range []string{"max_clients", "not_authorized"} {
+		m.connectRefused.WithLabelValues(r)
+	}
+	for _, a := range []string{rateDropped, rateRefused, rateDisconnected} {
+		m.rateLimited.WithLabelValues(a)
 	}
 	load := func(p *int64) func() float64 {
 		return func() float64 { return float64(atomic.LoadInt64(p)) }
@@ -61,7 +82,8 @@ func newMetrics(reg prometheus.Registerer, info *system.Info) (*metrics, error) 
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, load(p))
 	}
 	cs := []prometheus.Collector{
-		m.packetsRejected, m.panics, m.connRefused, m.handlerMessages, m.commands, m.commandDuration,
+		m.packetsRejected, m.panics, m.connRefused, m.connectRefused, m.tlsFailures, m.rateLimited,
+		m.handlerMessages, m.commands, m.commandDuration,
 		gauge("ferrite_broker_clients_connected", "MQTT clients currently connected.", &info.ClientsConnected),
 		gauge("ferrite_broker_subscriptions", "Active subscriptions.", &info.Subscriptions),
 		gauge("ferrite_broker_retained_messages", "Retained messages held.", &info.Retained),
@@ -69,6 +91,7 @@ func newMetrics(reg prometheus.Registerer, info *system.Info) (*metrics, error) 
 		counter("ferrite_broker_messages_received_total", "PUBLISH packets received from clients.", &info.MessagesReceived),
 		counter("ferrite_broker_messages_sent_total", "PUBLISH packets sent to clients.", &info.MessagesSent),
 		counter("ferrite_broker_messages_dropped_total", "Messages dropped because a client's outbound queue was full.", &info.MessagesDropped),
+		counter("ferrite_broker_inflight_dropped_total", "QoS 1/2 messages not sent to a client because its inflight window (max_inflight) was full.", &info.InflightDropped),
 		counter("ferrite_broker_bytes_received_total", "Bytes received from clients.", &info.BytesReceived),
 		counter("ferrite_broker_bytes_sent_total", "Bytes sent to clients.", &info.BytesSent),
 	}

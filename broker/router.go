@@ -68,6 +68,7 @@ const (
 	cmdUnknown    = "unknown"
 	cmdBusy       = "busy"
 	cmdBadRequest = "bad_request"
+	cmdDenied     = "denied"
 	// metric label for requests that name no registered command, so clients
 	// cannot grow the label set.
 	unknownCommandLabel = "_unknown"
@@ -84,8 +85,7 @@ type entry struct {
 // job is one request waiting for a worker.
 type job struct {
 	payload     []byte
-	clientID    string
-	username    string
+	client      ClientInfo
 	replyTopic  string
 	correlation []byte
 	qos         byte
@@ -103,7 +103,10 @@ type Router struct {
 	// broker publishes replies itself, so the requester's own right to
 	// publish there is checked (a Response Topic is chosen by the client).
 	mayReply func(cl *mqtt.Client, topic string) bool
-	logBusy  rate.Sometimes
+	// authorize, if set, decides whether a client may run a command (its
+	// role); a non-nil error is the reply.
+	authorize func(c ClientInfo, cmd *Command) error
+	logBusy   rate.Sometimes
 
 	mu   sync.RWMutex
 	cmds map[string]*entry
@@ -272,10 +275,9 @@ func (r *Router) close(ctx context.Context) error {
 // submitFromClient queues a command published by cl. It never blocks.
 func (r *Router) submitFromClient(cl *mqtt.Client, pk *packets.Packet) {
 	j := &job{
-		payload:  pk.Payload,
-		clientID: cl.ID,
-		username: string(cl.Properties.Username),
-		qos:      min(pk.FixedHeader.Qos, 1),
+		payload: pk.Payload,
+		client:  clientInfo(cl),
+		qos:     min(pk.FixedHeader.Qos, 1),
 	}
 	if cl.Properties.ProtocolVersion == 5 && pk.Properties.ResponseTopic != "" {
 		j.replyTopic = pk.Properties.ResponseTopic
@@ -312,7 +314,14 @@ func (r *Router) run(j *job) {
 		r.reply(j, nil, err)
 		return
 	}
-	req := &Request{Name: strings.ToUpper(args[0]), Args: args[1:], ClientID: j.clientID, Username: j.username}
+	req := &Request{Name: strings.ToUpper(args[0]), Args: args[1:], ClientID: j.client.ID, Username: j.client.Username}
+	if c := r.lookup(req.Name); c != nil && r.authorize != nil {
+		if err := r.authorize(j.client, &c.Command); err != nil {
+			r.metrics.commands.WithLabelValues(c.Name, cmdDenied).Inc()
+			r.reply(j, nil, err)
+			return
+		}
+	}
 	res, err := r.Execute(r.ctx, req)
 	r.reply(j, res, err)
 }

@@ -1,0 +1,88 @@
+package broker
+
+import (
+	"crypto/tls"
+	"errors"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"golang.org/x/time/rate"
+)
+
+// connMeta is what the broker knows about one connection beyond what mochi
+// keeps: its TLS state and its publish rate limiter. It hangs off the
+// guarded net.Conn that mochi holds as cl.Net.Conn, so the hook finds it
+// without a map lookup.
+type connMeta struct {
+	tls      *tls.ConnectionState // nil for plain TCP / ws
+	identity string               // set when the certificate's CN became the user name
+	limiter  *rate.Limiter        // nil when publishes are not rate limited
+}
+
+func (b *Broker) newConnMeta(state *tls.ConnectionState) *connMeta {
+	m := &connMeta{tls: state}
+	if l := b.opts.Limits; l.MaxPublishRate > 0 {
+		m.limiter = rate.NewLimiter(rate.Limit(l.MaxPublishRate), l.publishBurst())
+	}
+	return m
+}
+
+// metaOf returns the connection metadata of a client (nil for the inline
+// client and for connections that did not come through our listeners).
+func metaOf(cl *mqtt.Client) *connMeta {
+	if g, ok := cl.Net.Conn.(*guardConn); ok {
+		return g.meta
+	}
+	return nil
+}
+
+// Publish rate limit outcomes (metric labels).
+const (
+	rateDropped      = "dropped"      // QoS 0: discarded
+	rateRefused      = "refused"      // MQTT 5 QoS 1/2: PUBACK/PUBREC 0x96
+	rateDisconnected = "disconnected" // MQTT 3.1.1 QoS 1/2: no way to refuse, the client is disconnected
+)
+
+// rateLimited applies the client's publish rate limit to pk. It returns nil
+// when the publish may proceed, else the error OnPublish must return.
+//
+// A token bucket per connection (Limits.MaxPublishRate, PublishBurst)
+// counts every PUBLISH, commands included. Over the limit a QoS 0 message
+// is dropped; an MQTT 5 QoS 1/2 message is refused with reason code 0x96
+// "message rate too high" (the client may retry later); an MQTT 3.1.1 client
+// cannot be told, so it is disconnected (its unacknowledged message is
+// resent when it reconnects: nothing is lost, the flood is cut).
+func (b *Broker) rateLimited(cl *mqtt.Client, pk *packets.Packet) error {
+	m := metaOf(cl)
+	if m == nil || m.limiter == nil || m.limiter.Allow() {
+		return nil
+	}
+	var outcome string
+	switch {
+	case pk.FixedHeader.Qos == 0:
+		outcome = rateDropped
+	case cl.Properties.ProtocolVersion == 5:
+		outcome = rateRefused
+		b.writeRefusal(cl, pk, packets.ErrMessageRateTooHigh.Code, packets.ErrMessageRateTooHigh.Reason)
+	default:
+		outcome = rateDisconnected
+		_ = b.server.DisconnectClient(cl, packets.ErrMessageRateTooHigh)
+	}
+	b.metrics.rateLimited.WithLabelValues(outcome).Inc()
+	b.logRate.Do(func() {
+		b.log.Warn("publish rate limit exceeded", "client", cl.ID, "remote", cl.Net.Remote,
+			"limit_per_second", b.opts.Limits.MaxPublishRate, "qos", pk.FixedHeader.Qos, "action", outcome)
+	})
+	return packets.ErrRejectPacket
+}
+
+// countEstablishError counts connections mochi ended before or at CONNECT
+// for a reason worth a metric.
+func (b *Broker) countEstablishError(err error) {
+	switch {
+	case errors.Is(err, packets.ErrServerBusy):
+		b.metrics.connectRefused.WithLabelValues("max_clients").Inc()
+	case errors.Is(err, packets.ErrBadUsernameOrPassword):
+		b.metrics.connectRefused.WithLabelValues("not_authorized").Inc()
+	}
+}
