@@ -24,6 +24,49 @@
 // goroutine running each connection recovers panics
 // (ferrite_broker_panics_recovered_total).
 //
+// # Authentication and authorisation
+//
+// An Authenticator decides who connects and which topics each client may
+// write, subscribe to and receive (mochi asks it for every publish, every
+// subscription filter and every delivery). FileAuth is the node's:
+// anonymous clients are accepted when AllowAnonymous is set, or from a
+// loopback address when AnonymousFromLoopback is; users are verified
+// against a mosquitto password file ($6$ salted SHA-512 and $7$
+// PBKDF2-SHA512 hashes as mosquitto_passwd writes them; PasswordFile writes
+// $7$ with 101 iterations and a 12-byte salt, as mosquitto does); an
+// acl_file in mosquitto's format grants topics per user, to anonymous
+// clients and by pattern (%u, %c). The semantics are mosquitto's (deny
+// rules first, the first matching rule decides, nothing matching denies,
+// no acl_file means every accepted client may use every topic), with three
+// decisions of ours:
+//   - without a password file, user names are not verified, so a client
+//     sending one is anonymous for the ACL and the command roles;
+//   - the command topic and the sync prefixes are only granted by rules
+//     spelling them out ("topic write $ferrite/cmd"), never by "#" or
+//     "$ferrite/#";
+//   - a subscription is refused only when no read rule can match any topic
+//     it covers; wider ones are accepted and each delivery is checked.
+//
+// A will is a publish the client makes when it goes away, so CONNECT is
+// refused when the client may not write its will topic (mochi sends wills
+// without asking). CommandAuthorizer adds per-command roles: RoleMonitor
+// runs ReadOnly commands only. FileAuth.Reload re-reads both files (the old
+// ones stay in force if a new one is bad); connected clients keep their
+// session and their next publish, subscription or delivery follows the new
+// rules; Broker.DisconnectRevoked then drops the clients whose user left
+// the password file. InternalUser is the node's own client (the hub syncer
+// on its embedded broker), with a per-process random password.
+//
+// # TLS
+//
+// Options.TLSListen (mqtts) and TLSWebSocket (wss) serve over TLS 1.2+ with
+// a ServerTLS, reloadable for certificate rotation. The TLS handshake runs
+// on the connection's goroutine under the connect timeout, then the packet
+// guard reads the decrypted stream, exactly as on plain TCP. With a client
+// CA, client certificates are verified (required with RequireClientCert);
+// with IdentityAsUsername a verified certificate's common name becomes the
+// user name and no password is needed.
+//
 // # Handlers
 //
 // Packages that consume messages (ingest, the hub side of the syncer)
@@ -54,7 +97,14 @@
 // mochi's defaults are "unlimited" in several places (packet size, clients,
 // session expiry, topic aliases); Limits gives each an explicit default.
 // mochi also never announces the maximum packet size or topic alias maximum
-// to MQTT 5 clients; the broker adds both to the CONNACK.
+// to MQTT 5 clients; the broker adds both to the CONNACK. Limits.
+// MaxPublishRate adds a token bucket per connection: over it QoS 0 messages
+// are dropped, MQTT 5 QoS 1/2 messages get reason code 0x96 "message rate
+// too high" and MQTT 3.1.1 clients sending QoS 1/2 are disconnected (3.1.1
+// has no way to refuse a publish; the client resends it after reconnecting).
+// Each refusal is counted (ferrite_broker_publish_rate_limited_total,
+// ferrite_broker_connects_refused_total, ferrite_broker_inflight_dropped_total,
+// ferrite_broker_messages_dropped_total).
 //
 // # Lifecycle
 //
