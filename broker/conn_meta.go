@@ -57,22 +57,25 @@ func (b *Broker) rateLimited(cl *mqtt.Client, pk *packets.Packet) error {
 	if m == nil || m.limiter == nil || m.limiter.Allow() {
 		return nil
 	}
-	var outcome string
+	outcome := rateDropped
 	switch {
 	case pk.FixedHeader.Qos == 0:
-		outcome = rateDropped
 	case cl.Properties.ProtocolVersion == 5:
 		outcome = rateRefused
-		b.writeRefusal(cl, pk, packets.ErrMessageRateTooHigh.Code, packets.ErrMessageRateTooHigh.Reason)
 	default:
 		outcome = rateDisconnected
-		_ = b.server.DisconnectClient(cl, packets.ErrMessageRateTooHigh)
 	}
 	b.metrics.rateLimited.WithLabelValues(outcome).Inc()
 	b.logRate.Do(func() {
 		b.log.Warn("publish rate limit exceeded", "client", cl.ID, "remote", cl.Net.Remote,
 			"limit_per_second", b.opts.Limits.MaxPublishRate, "qos", pk.FixedHeader.Qos, "action", outcome)
 	})
+	switch outcome {
+	case rateRefused:
+		b.writeRefusal(cl, pk, packets.ErrMessageRateTooHigh.Code, packets.ErrMessageRateTooHigh.Reason)
+	case rateDisconnected:
+		_ = b.server.DisconnectClient(cl, packets.ErrMessageRateTooHigh)
+	}
 	return packets.ErrRejectPacket
 }
 
