@@ -12,9 +12,11 @@ type BrokerConfig struct {
 	// Listen is the MQTT TCP address (default ":1883"; "" disables it).
 	Listen string `yaml:"listen"`
 	// WebSocket is the MQTT-over-WebSocket address ("" disables it).
-	WebSocket string         `yaml:"websocket"`
-	Limits    BrokerLimits   `yaml:"limits"`
-	Commands  CommandsConfig `yaml:"commands"`
+	WebSocket string          `yaml:"websocket"`
+	Auth      AuthConfig      `yaml:"auth"`
+	TLS       BrokerTLSConfig `yaml:"tls"`
+	Limits    BrokerLimits    `yaml:"limits"`
+	Commands  CommandsConfig  `yaml:"commands"`
 }
 
 // BrokerLimits is broker.limits: (see broker.Limits for each meaning).
@@ -30,6 +32,10 @@ type BrokerLimits struct {
 	MaxKeepalive      Duration `yaml:"max_keepalive"`
 	ConnectTimeout    Duration `yaml:"connect_timeout"`
 	HandlerTimeout    Duration `yaml:"handler_timeout"`
+	// MaxPublishRate is the publishes per second one client may send
+	// (0: unlimited); PublishBurst the bucket size (0: one second's worth).
+	MaxPublishRate float64 `yaml:"max_publish_rate"`
+	PublishBurst   int64   `yaml:"publish_burst"`
 }
 
 // CommandsConfig is broker.commands: the $ferrite/cmd worker pool.
@@ -57,13 +63,17 @@ func (b *BrokerConfig) defaults() {
 			HandlerTimeout:    Duration(l.HandlerTimeout),
 		},
 		Commands: CommandsConfig{Workers: 4, QueueSize: 256, Timeout: Duration(10 * time.Second)},
+		TLS:      BrokerTLSConfig{Listen: ":8883"},
 	}
+	b.Auth.defaults()
 }
 
 func (b *BrokerConfig) validate(s section, _ *Config) {
-	if b.Listen == "" && b.WebSocket == "" {
-		s.add("listen", "no MQTT listener: set listen and/or websocket")
+	if b.Listen == "" && b.WebSocket == "" && !b.TLS.Enabled() {
+		s.add("listen", "no MQTT listener: set listen, websocket or tls")
 	}
+	b.Auth.validate(s.in("auth"))
+	b.TLS.validate(s.in("tls"))
 	validAddr(s, "listen", b.Listen)
 	validAddr(s, "websocket", b.WebSocket)
 	l, ls := b.Limits, s.in("limits")
@@ -78,17 +88,22 @@ func (b *BrokerConfig) validate(s section, _ *Config) {
 	durationRange(ls, "max_keepalive", l.MaxKeepalive, 0, math.MaxUint16*time.Second)
 	durationRange(ls, "connect_timeout", l.ConnectTimeout, time.Millisecond, time.Hour)
 	durationRange(ls, "handler_timeout", l.HandlerTimeout, time.Millisecond, time.Hour)
+	if r := l.MaxPublishRate; r < 0 || r > 1e9 || math.IsNaN(r) {
+		ls.add("max_publish_rate", "%v out of range [0, 1e9] (0 disables the limit)", r)
+	}
+	ls.inRange("publish_burst", l.PublishBurst, 0, 1<<30)
 	cs := s.in("commands")
 	cs.inRange("workers", b.Commands.Workers, 1, 1024)
 	cs.inRange("queue_size", b.Commands.QueueSize, 1, 1<<20)
 	durationRange(cs, "timeout", b.Commands.Timeout, time.Millisecond, time.Hour)
 }
 
-// BrokerOptions maps the section onto broker.Options (Logger, Registerer
-// and Auth are the caller's).
+// BrokerOptions maps the section onto broker.Options (Logger, Registerer,
+// Auth and, when the TLS listeners are on, TLS are the caller's: see
+// ServerTLS and AuthConfig.AuthOptions).
 func (b *BrokerConfig) BrokerOptions() broker.Options {
 	l := b.Limits
-	return broker.Options{
+	o := broker.Options{
 		Listen:    b.Listen,
 		WebSocket: b.WebSocket,
 		Limits: broker.Limits{
@@ -103,6 +118,8 @@ func (b *BrokerConfig) BrokerOptions() broker.Options {
 			MaxKeepalive:      l.MaxKeepalive.D(),
 			ConnectTimeout:    l.ConnectTimeout.D(),
 			HandlerTimeout:    l.HandlerTimeout.D(),
+			MaxPublishRate:    l.MaxPublishRate,
+			PublishBurst:      int(l.PublishBurst),
 		},
 		Commands: broker.RouterOptions{
 			Workers:   int(b.Commands.Workers),
@@ -110,4 +127,18 @@ func (b *BrokerConfig) BrokerOptions() broker.Options {
 			Timeout:   b.Commands.Timeout.D(),
 		},
 	}
+	if b.TLS.Enabled() {
+		o.TLSListen, o.TLSWebSocket = b.TLS.Listen, b.TLS.WebSocket
+		o.IdentityAsUsername = b.TLS.UseIdentityAsUsername
+	}
+	return o
+}
+
+// ServerTLS loads broker.tls's certificate files (nil when the TLS
+// listeners are off).
+func (b *BrokerConfig) ServerTLS() (*broker.ServerTLS, error) {
+	if !b.TLS.Enabled() {
+		return nil, nil
+	}
+	return broker.LoadServerTLS(b.TLS.files())
 }

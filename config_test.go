@@ -277,7 +277,7 @@ func TestConfigMarshalRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if !reflect.DeepEqual(back.Edge, c.Edge) || back.Broker != c.Broker {
+	if !reflect.DeepEqual(back.Edge, c.Edge) || !reflect.DeepEqual(back.Broker, c.Broker) {
 		t.Fatalf("round trip changed the config:\n%s", out)
 	}
 }

@@ -35,8 +35,8 @@ type Options struct {
 	// with the Go and process collectors. Never the global default registry,
 	// so that several nodes can run in one process.
 	Registry *prometheus.Registry
-	// Auth decides who may connect and use which topics; default
-	// broker.AllowAll (until the security issue lands).
+	// Auth decides who may connect and use which topics; default a
+	// broker.FileAuth built from broker.auth (see node_auth.go).
 	Auth broker.Authenticator
 }
 
@@ -59,6 +59,7 @@ type Node struct {
 	hub      *syncer.Hub
 	monitor  *resources.Monitor
 	runtime  *resources.RuntimeSettings
+	sec      security
 
 	mu       sync.Mutex
 	started  bool
@@ -109,7 +110,9 @@ func NewNode(cfg *Config, opts Options) (*Node, error) {
 	bo := cfg.Broker.BrokerOptions()
 	bo.Logger = n.log
 	bo.Registerer = n.reg
-	bo.Auth = opts.Auth
+	if err := n.setupSecurity(&bo, opts.Auth); err != nil {
+		return nil, err
+	}
 	b, err := broker.New(bo)
 	if err != nil {
 		return nil, fmt.Errorf("ferrite: %w", err)

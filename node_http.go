@@ -2,6 +2,7 @@ package ferrite
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,12 +45,18 @@ func newHTTPServer(n *Node, address string) *httpServer {
 	return h
 }
 
+// start binds the address and serves, over TLS when http.tls is set (the
+// handshake runs on each connection's goroutine, bounded by the server's
+// read timeouts; the certificate is reloaded with Node.Reload).
 func (h *httpServer) start() error {
 	ln, err := net.Listen("tcp", h.address)
 	if err != nil {
 		return fmt.Errorf("ferrite: http listen %s: %w", h.address, err)
 	}
 	h.ln = ln
+	if t := h.n.sec.httpTLS; t != nil {
+		ln = tls.NewListener(ln, t.Config())
+	}
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()

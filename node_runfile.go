@@ -22,6 +22,9 @@ type RunInfo struct {
 	MQTT      string `json:"mqtt,omitempty"`
 	WebSocket string `json:"websocket,omitempty"`
 	HTTP      string `json:"http,omitempty"`
+	// MQTTS and WSS are the TLS listeners (broker.tls).
+	MQTTS string `json:"mqtts,omitempty"`
+	WSS   string `json:"wss,omitempty"`
 }
 
 func (n *Node) runInfo() RunInfo {
@@ -32,6 +35,8 @@ func (n *Node) runInfo() RunInfo {
 		MQTT:      n.broker.Addr(),
 		WebSocket: n.broker.WebSocketAddr(),
 		HTTP:      n.HTTPAddr(),
+		MQTTS:     n.broker.TLSAddr(),
+		WSS:       n.broker.TLSWebSocketAddr(),
 	}
 }
 
