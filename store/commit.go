@@ -167,6 +167,9 @@ func (s *Store) syncWAL() error {
 	return nil
 }
 
+// diskUsageInterval is the period of the disk usage sample.
+const diskUsageInterval = 100 * time.Millisecond
+
 // background runs the periodic work: the interval fsync, the TTL sweeper
 // and the disk usage sample.
 func (s *Store) background() {
@@ -183,7 +186,10 @@ func (s *Store) background() {
 		defer t.Stop()
 		sweepC = t.C
 	}
-	usage := time.NewTicker(time.Second)
+	// The disk usage feeds the storage limit and the resource monitor's
+	// disk level: sampled often enough that a burst of writes cannot run
+	// far past the limit between two samples (Metrics costs microseconds).
+	usage := time.NewTicker(diskUsageInterval)
 	defer usage.Stop()
 	for {
 		select {
@@ -217,5 +223,21 @@ func (s *Store) withDB(fn func()) {
 }
 
 func (s *Store) refreshDiskUsage() {
-	s.diskUsage.Store(s.db.Metrics().DiskSpaceUsage())
+	s.diskUsage.Store(diskUsage(s.db.Metrics()))
+}
+
+// diskUsage is the bytes of live data: Pebble's DiskSpaceUsage without
+// the files waiting for deletion (obsolete and zombie tables, recycled WAL
+// files, compaction output in progress) and with the WAL counted by its
+// logical size. Those extra files come and go with each flush and
+// compaction: counting them made the level jump by a memtable's worth
+// between two samples, in both directions. The WAL's physical size lags
+// behind its logical size under durability none or interval.
+func diskUsage(m *pebble.Metrics) uint64 {
+	u := m.DiskSpaceUsage()
+	u -= m.WAL.PhysicalSize + m.WAL.ObsoletePhysicalSize
+	u -= m.Table.Local.ObsoleteSize + m.Table.Local.ZombieSize
+	u -= m.BlobFiles.Local.ObsoleteSize + m.BlobFiles.Local.ZombieSize
+	u -= uint64(m.Compact.InProgressBytes)
+	return u + m.WAL.Size
 }

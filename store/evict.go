@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/ferrite-edge/ferrite/crdt"
@@ -166,6 +167,13 @@ func (s *Store) Compact(ctx context.Context) error {
 	return nil
 }
 
-// DiskUsage returns the bytes the database uses on disk (sampled every
-// second).
-func (s *Store) DiskUsage() uint64 { return s.diskUsage.Load() }
+// DiskUsage returns the bytes the database uses on disk: a fresh
+// measurement unless one was taken in the last 10ms (the resource monitor
+// samples it; the storage limit check reads the background sample).
+func (s *Store) DiskUsage() uint64 {
+	now := time.Now().UnixNano()
+	if last := s.usageAt.Load(); now-last > int64(10*time.Millisecond) && s.usageAt.CompareAndSwap(last, now) {
+		s.withDB(s.refreshDiskUsage)
+	}
+	return s.diskUsage.Load()
+}

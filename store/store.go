@@ -64,6 +64,7 @@ type Store struct {
 	walErr    atomic.Pointer[error]
 	refusal   atomic.Pointer[string]
 	diskUsage atomic.Uint64
+	usageAt   atomic.Int64 // unix nanos of the last on-demand DiskUsage
 	inflight  atomic.Int64 // local writes waiting for their commit
 
 	notifyMu sync.Mutex
