@@ -1,9 +1,11 @@
 // Command ferrite runs a Ferrite Edge node: an MQTT-native IoT edge gateway
 // (or, with mode: hub, the cloud hub edges sync with).
 //
-//	ferrite --config FILE     run until SIGINT/SIGTERM, then shut down gracefully
+//	ferrite --config FILE     run until SIGINT/SIGTERM, then shut down gracefully;
+//	                          SIGHUP reloads the password file, the ACL file and the certificates
 //	ferrite --check-config    validate the configuration (file + FERRITE_* env) and exit
 //	ferrite --version         print the version and exit
+//	ferrite passwd ...        manage a password file, as mosquitto_passwd (see passwd.go)
 //
 // Exit codes: 0 clean exit; 1 runtime failure (a port already taken, a
 // shutdown that did not finish in shutdown_timeout, ...); 2 usage or
@@ -32,6 +34,9 @@ const (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "passwd" {
+		os.Exit(runPasswd(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
 }
 
@@ -42,7 +47,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	check := fs.Bool("check-config", false, "validate the configuration, print the effective config and exit")
 	version := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: ferrite [--config FILE] [--check-config] [--version]\n\n")
+		fmt.Fprintf(stderr, "Usage: ferrite [--config FILE] [--check-config] [--version]\n")
+		fmt.Fprintf(stderr, "       ferrite passwd [-b] [-c | -D] [-H sha512-pbkdf2|sha512] FILE USER [PASSWORD]\n\n")
 		fs.PrintDefaults()
 		fmt.Fprintf(stderr, "\nEvery config key can be set from the environment:\n  %s\n",
 			strings.Join(ferrite.EnvVars(), "\n  "))
@@ -120,8 +126,24 @@ func serve(cfg *ferrite.Config, stderr io.Writer) int {
 		log.Error("start failed", "error", err)
 		return exitFailure
 	}
-	log.Info("running; send SIGINT or SIGTERM to stop", "config", describe(cfg.File()), "build", ferrite.Build().String())
-	<-ctx.Done()
+	log.Info("running; send SIGINT or SIGTERM to stop, SIGHUP to reload credentials",
+		"config", describe(cfg.File()), "build", ferrite.Build().String())
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for ctx.Err() == nil {
+		select {
+		case <-hup:
+			// Password and ACL files and certificates; connected clients
+			// stay (see Node.Reload). A bad file keeps the previous one.
+			if err := node.Reload(ctx); err != nil {
+				log.Error("reload incomplete, the previous files stay in force where they failed", "error", err)
+			} else {
+				log.Info("reloaded password file, ACL file and certificates")
+			}
+		case <-ctx.Done():
+		}
+	}
 	stop() // from here on a second signal kills the process (default action)
 
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
