@@ -215,6 +215,10 @@ func (n *Node) start(ctx context.Context) error {
 	if err := n.startMonitor(bgCtx); err != nil {
 		return err
 	}
+	// 8. Home Assistant discovery: reads ingest, syncer and monitor.
+	if err := n.startHomeAssistant(bgCtx); err != nil {
+		return err
+	}
 	if n.http != nil {
 		if err := n.http.start(); err != nil {
 			return err

@@ -2,13 +2,9 @@ package ferrite
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
-	"strings"
-	"time"
 
-	"github.com/ferrite-edge/ferrite/broker"
 	"github.com/ferrite-edge/ferrite/syncer"
 )
 
@@ -136,7 +132,9 @@ func (n *Node) startHubSync(ctx context.Context) error {
 		Registerer:     n.reg,
 	}
 	if cfg.Hub.DataTopic != "" {
-		opts.OnApplied = n.republishBuckets(ctx, cfg.Hub.DataTopic)
+		if opts.OnApplied, err = n.republishBuckets(ctx, cfg.Hub.DataTopic); err != nil {
+			return err
+		}
 	}
 	h, err := syncer.NewHub(opts)
 	if err != nil {
@@ -163,83 +161,4 @@ func dialable(addr string) string {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
-}
-
-// BucketMessage is the JSON published on <hub.data_topic>/<node>/<sensor>
-// for every merged sensor bucket (see docs/PROTOCOL.md, "Cloud subscribers").
-type BucketMessage struct {
-	Node     string  `json:"node"`
-	Sensor   string  `json:"sensor"`
-	Width    string  `json:"width"`
-	Start    string  `json:"start"`
-	StartTS  int64   `json:"start_ts"`
-	Count    uint64  `json:"count"`
-	Sum      float64 `json:"sum"`
-	Min      float64 `json:"min"`
-	Max      float64 `json:"max"`
-	Avg      float64 `json:"avg"`
-	First    string  `json:"first,omitempty"`
-	Last     string  `json:"last,omitempty"`
-	Key      string  `json:"key"`
-	Received string  `json:"merged_at"`
-}
-
-// republishBuckets returns the hub's OnApplied hook: every changed agg/ key
-// is read back (merged over every origin) and published, retained, as JSON.
-func (n *Node) republishBuckets(ctx context.Context, prefix string) func(keys []string) {
-	return func(keys []string) {
-		for _, key := range keys {
-			node, sensor, width, start, ok := parseBucketKey(key)
-			if !ok {
-				continue
-			}
-			p, err := n.store.Aggregate(ctx, key)
-			if err != nil || p.Count == 0 {
-				continue
-			}
-			m := BucketMessage{
-				Node: node, Sensor: sensor, Width: width, StartTS: start,
-				Start: time.Unix(start, 0).UTC().Format(time.RFC3339),
-				Count: p.Count, Sum: p.Sum, Min: p.Min, Max: p.Max, Avg: p.Sum / float64(p.Count),
-				Key: key, Received: time.Now().UTC().Format(time.RFC3339Nano),
-			}
-			if p.FirstTS != 0 {
-				m.First = time.UnixMilli(p.FirstTS).UTC().Format(time.RFC3339Nano)
-			}
-			if p.LastTS != 0 {
-				m.Last = time.UnixMilli(p.LastTS).UTC().Format(time.RFC3339Nano)
-			}
-			b, err := json.Marshal(m)
-			if err != nil {
-				continue
-			}
-			_ = n.broker.Publish(&broker.Message{Topic: prefix + "/" + node + "/" + sensor, Payload: b, QoS: 1, Retain: true})
-		}
-	}
-}
-
-// parseBucketKey splits agg/<node>/<sensor...>/<width>/<start-unix>; the
-// sensor id may itself contain '/'.
-func parseBucketKey(key string) (node, sensor, width string, start int64, ok bool) {
-	rest, found := strings.CutPrefix(key, "agg/")
-	if !found {
-		return "", "", "", 0, false
-	}
-	node, rest, found = strings.Cut(rest, "/")
-	if !found {
-		return "", "", "", 0, false
-	}
-	i := strings.LastIndexByte(rest, '/')
-	if i < 0 {
-		return "", "", "", 0, false
-	}
-	if _, err := fmt.Sscanf(rest[i+1:], "%d", &start); err != nil {
-		return "", "", "", 0, false
-	}
-	rest = rest[:i]
-	j := strings.LastIndexByte(rest, '/')
-	if j <= 0 {
-		return "", "", "", 0, false
-	}
-	return node, rest[:j], rest[j+1:], start, true
 }

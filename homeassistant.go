@@ -1,0 +1,508 @@
+package ferrite
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/ferrite-edge/ferrite/broker"
+	"github.com/ferrite-edge/ferrite/ingest"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+)
+
+// Home Assistant MQTT discovery (docs/HOMEASSISTANT.md).
+//
+// One goroutine owns all of the publisher's state. Every publish_interval
+// it reads the ingestion registry: a sensor it has not announced yet gets
+// its retained discovery config, then every sensor whose reading count
+// moved gets one retained state message (so a 1 kHz sensor still costs
+// Home Assistant one message per interval). The gateway's own entities
+// (sync status, pending ops, hub link, resource level...) share one state
+// message, published when it changes.
+//
+// Everything is republished when Home Assistant announces itself on
+// <discovery_prefix>/status ("online": it restarted and may have lost
+// them), and every half broker.limits.message_expiry, because the broker
+// drops retained messages older than that. Availability is "online"
+// (retained) from start and "offline" at a graceful stop. The broker is
+// embedded, so there is no last will: a crashed gateway takes its broker
+// down with it and Home Assistant marks every entity of a broker it lost
+// unavailable on its own.
+
+// haSource is what the publisher reads; the node implements it over the
+// ingestion pipeline, the syncer and the resource monitor.
+type haSource interface {
+	// Sensors lists the registered sensors, sorted by id.
+	Sensors() []ingest.SensorInfo
+	// CurrentBucket is the sensor's newest bucket of the narrowest width.
+	CurrentBucket(sensor string) (ingest.Bucket, bool)
+	// Gateway is the state of the gateway's own entities.
+	Gateway() haGatewayState
+}
+
+// haPublishRate bounds the publisher's messages per second (bursts of 200),
+// so republishing a thousand configs does not overflow Home Assistant's
+// queue on the broker (broker.limits.max_queued_messages).
+const haPublishRate = 500
+
+// haPublisher announces the node's sensors to Home Assistant.
+type haPublisher struct {
+	cfg     HomeAssistantConfig
+	node    string // node id (topic-safe, validated by the config)
+	model   string
+	src     haSource
+	publish func(topic string, payload []byte) error // retained
+	log     *slog.Logger
+	limit   *rate.Limiter
+	refresh time.Duration // 0: never
+	m       haMetrics
+
+	birth chan struct{} // Home Assistant said online (cap 1)
+
+	// Owned by the run goroutine.
+	sensors  map[string]*haSensor // by sensor id
+	slugs    map[string]string    // slug → sensor id ("" reserved)
+	skipped  map[string]bool      // sensors beyond max_sensors
+	gateway  []byte               // last gateway state published
+	gwConfig map[string]bool      // gateway entities announced
+}
+
+// haSensor is what the publisher remembers of one announced sensor.
+type haSensor struct {
+	slug  string
+	count uint64 // readings at the last state published
+	unit  string // unit the config was published with
+}
+
+type haMetrics struct {
+	messages   *prometheus.CounterVec
+	errors     prometheus.Counter
+	republish  *prometheus.CounterVec
+	announced  prometheus.Gauge
+	notShown   prometheus.Gauge
+	collectors []prometheus.Collector
+}
+
+func newHAMetrics(reg prometheus.Registerer) (haMetrics, error) {
+	m := haMetrics{
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferrite_homeassistant_messages_total",
+			Help: "Messages published for Home Assistant, by kind (config, state, gateway, availability).",
+		}, []string{"kind"}),
+		errors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ferrite_homeassistant_publish_errors_total",
+			Help: "Home Assistant messages the broker refused.",
+		}),
+		republish: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferrite_homeassistant_republish_total",
+			Help: "Full republications of every config and state, by reason (birth, refresh).",
+		}, []string{"reason"}),
+		announced: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ferrite_homeassistant_sensors",
+			Help: "Sensors announced to Home Assistant.",
+		}),
+		notShown: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ferrite_homeassistant_sensors_skipped",
+			Help: "Sensors not announced because homeassistant.max_sensors is reached.",
+		}),
+	}
+	m.collectors = []prometheus.Collector{m.messages, m.errors, m.republish, m.announced, m.notShown}
+	var errs []error
+	for _, c := range m.collectors {
+		errs = append(errs, reg.Register(c))
+	}
+	return m, errors.Join(errs...)
+}
+
+func newHAPublisher(cfg HomeAssistantConfig, node, model string, src haSource,
+	publish func(topic string, payload []byte) error, refresh time.Duration,
+	log *slog.Logger, reg prometheus.Registerer) (*haPublisher, error) {
+	if cfg.NodeName == "" {
+		cfg.NodeName = node
+	}
+	m, err := newHAMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("ferrite: homeassistant metrics: %w", err)
+	}
+	p := &haPublisher{
+		cfg: cfg, node: node, model: model, src: src, publish: publish, refresh: refresh,
+		log:      log,
+		limit:    rate.NewLimiter(haPublishRate, 200),
+		m:        m,
+		birth:    make(chan struct{}, 1),
+		sensors:  make(map[string]*haSensor),
+		slugs:    make(map[string]string),
+		skipped:  make(map[string]bool),
+		gwConfig: make(map[string]bool),
+	}
+	for _, e := range haGatewayEntities {
+		p.slugs[gatewaySlug(e.slug)] = "" // reserved: sensors cannot take them
+	}
+	return p, nil
+}
+
+// HandleMessages receives <discovery_prefix>/status: Home Assistant's
+// birth ("online") asks for everything again.
+func (p *haPublisher) HandleMessages(_ context.Context, msgs []*broker.Message) error {
+	for _, m := range msgs {
+		if string(bytes.TrimSpace(m.Payload)) == haOnline {
+			select {
+			case p.birth <- struct{}{}:
+			default: // one republication is already due
+			}
+		}
+	}
+	return nil
+}
+
+// run publishes until ctx ends, then marks the gateway offline.
+func (p *haPublisher) run(ctx context.Context) error {
+	defer func() {
+		if err := p.publish(p.availabilityTopic(), []byte(haOffline)); err == nil {
+			p.m.messages.WithLabelValues("availability").Inc()
+		}
+	}()
+	if err := p.send(ctx, "availability", p.availabilityTopic(), []byte(haOnline)); err != nil {
+		return err
+	}
+	tick := time.NewTicker(p.cfg.PublishInterval.D())
+	defer tick.Stop()
+	var refresh <-chan time.Time
+	if p.refresh > 0 {
+		t := time.NewTicker(p.refresh)
+		defer t.Stop()
+		refresh = t.C
+	}
+	err := p.poll(ctx)
+	for err == nil {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			err = p.poll(ctx)
+		case <-p.birth:
+			p.m.republish.WithLabelValues("birth").Inc()
+			p.log.Info("home assistant is online: republishing every config")
+			err = p.republish(ctx)
+		case <-refresh:
+			p.m.republish.WithLabelValues("refresh").Inc()
+			err = p.republish(ctx)
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// republish forgets what was published, so the next poll sends every
+// config and state again (availability first).
+func (p *haPublisher) republish(ctx context.Context) error {
+	if err := p.send(ctx, "availability", p.availabilityTopic(), []byte(haOnline)); err != nil {
+		return err
+	}
+	for _, s := range p.sensors {
+		s.count, s.unit = math.MaxUint64, "\x00" // config and state differ from anything real
+	}
+	clear(p.gwConfig)
+	p.gateway = nil
+	return p.poll(ctx)
+}
+
+// poll announces new sensors, publishes changed states and the gateway's.
+func (p *haPublisher) poll(ctx context.Context) error {
+	infos := p.src.Sensors()
+	for i := range infos {
+		info := &infos[i]
+		s := p.sensor(info.ID)
+		if s == nil {
+			continue
+		}
+		if s.unit != info.Unit {
+			if err := p.sendJSON(ctx, "config", p.configTopic("sensor", s.slug), p.sensorConfig(info, s.slug)); err != nil {
+				return err
+			}
+			s.unit = info.Unit
+		}
+		if s.count != info.Count {
+			if err := p.sendJSON(ctx, "state", p.sensorStateTopic(s.slug), p.sensorState(info)); err != nil {
+				return err
+			}
+			s.count = info.Count
+		}
+	}
+	p.m.announced.Set(float64(len(p.sensors)))
+	return p.pollGateway(ctx)
+}
+
+// sensor returns the publisher's record of a sensor, making one (with a
+// slug no other sensor has) on first sight; nil beyond max_sensors.
+func (p *haPublisher) sensor(id string) *haSensor {
+	if s := p.sensors[id]; s != nil {
+		return s
+	}
+	if len(p.sensors) >= p.cfg.MaxSensors {
+		if !p.skipped[id] {
+			if len(p.skipped) == 0 {
+				p.log.Warn("homeassistant.max_sensors reached: further sensors are not announced",
+					"max_sensors", p.cfg.MaxSensors, "sensor", id)
+			}
+			p.skipped[id] = true
+			p.m.notShown.Set(float64(len(p.skipped)))
+		}
+		return nil
+	}
+	slug := slugify(id)
+	if owner, taken := p.slugs[slug]; taken && owner != id {
+		slug = slug + "_" + shortHash(id)
+	}
+	p.slugs[slug] = id
+	s := &haSensor{slug: slug, count: math.MaxUint64, unit: "\x00"}
+	p.sensors[id] = s
+	return s
+}
+
+func (p *haPublisher) pollGateway(ctx context.Context) error {
+	g := p.src.Gateway()
+	g.Sensors = len(p.sensors)
+	for _, e := range haGatewayEntities {
+		if p.gwConfig[e.slug] || !e.needs(&g) {
+			continue
+		}
+		if err := p.sendJSON(ctx, "config", p.configTopic(e.component, gatewaySlug(e.slug)), p.gatewayConfig(e)); err != nil {
+			return err
+		}
+		p.gwConfig[e.slug] = true
+	}
+	b, err := json.Marshal(g)
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(b, p.gateway) {
+		return nil
+	}
+	if err := p.send(ctx, "gateway", p.gatewayStateTopic(), b); err != nil {
+		return err
+	}
+	p.gateway = b
+	return nil
+}
+
+func (p *haPublisher) sendJSON(ctx context.Context, kind, topic string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// A float that is not finite (a sum that overflowed): skip this
+		// message, keep the others flowing.
+		p.m.errors.Inc()
+		p.log.Warn("home assistant message not encoded", "topic", topic, "error", err)
+		return nil
+	}
+	return p.send(ctx, kind, topic, b)
+}
+
+// send publishes one retained message at the publisher's rate. A refusal
+// by the broker is counted and logged, not fatal (the next republication
+// sends it again); only the end of ctx stops the publisher.
+func (p *haPublisher) send(ctx context.Context, kind, topic string, payload []byte) error {
+	if err := p.limit.Wait(ctx); err != nil {
+		return err
+	}
+	if err := p.publish(topic, payload); err != nil {
+		if errors.Is(err, broker.ErrClosed) {
+			return err
+		}
+		p.m.errors.Inc()
+		p.log.Warn("home assistant message not published", "topic", topic, "error", err)
+		return nil
+	}
+	p.m.messages.WithLabelValues(kind).Inc()
+	return nil
+}
+
+// Topics.
+
+func (p *haPublisher) configTopic(component, slug string) string {
+	return p.cfg.DiscoveryPrefix + "/" + component + "/" + p.node + "_" + slug + "/config"
+}
+
+func (p *haPublisher) sensorStateTopic(slug string) string {
+	return p.cfg.StatePrefix + "/" + p.node + "/sensor/" + slug + "/state"
+}
+
+func (p *haPublisher) gatewayStateTopic() string {
+	return p.cfg.StatePrefix + "/" + p.node + "/gateway/state"
+}
+
+func (p *haPublisher) availabilityTopic() string {
+	return p.cfg.StatePrefix + "/" + p.node + "/availability"
+}
+
+// Payloads.
+
+func (p *haPublisher) baseConfig(component, slug, name, stateTopic, template string) haConfig {
+	id := slugify(p.node) + "_" + slug
+	return haConfig{
+		Name:                name,
+		UniqueID:            "ferrite_" + id,
+		ObjectID:            id,
+		DefaultEntityID:     component + "." + id,
+		StateTopic:          stateTopic,
+		ValueTemplate:       template,
+		AvailabilityTopic:   p.availabilityTopic(),
+		PayloadAvailable:    haOnline,
+		PayloadNotAvailable: haOffline,
+		Device: haDevice{
+			Identifiers:  []string{"ferrite_" + p.node},
+			Name:         p.cfg.NodeName,
+			Manufacturer: "Ferrite Edge",
+			Model:        p.model,
+			SWVersion:    Version,
+		},
+		Origin: haOrigin{Name: "Ferrite Edge", SWVersion: Version, SupportURL: "https://github.com/ferrite-edge/ferrite"},
+	}
+}
+
+func (p *haPublisher) sensorConfig(info *ingest.SensorInfo, slug string) haConfig {
+	topic := p.sensorStateTopic(slug)
+	c := p.baseConfig("sensor", slug, info.ID, topic, "{{ value_json.value }}")
+	c.JSONAttributesTopic = topic
+	c.JSONAttributesTemplate = "{{ value_json.attributes | tojson }}"
+	cl := classify(info.ID, info.Unit)
+	c.UnitOfMeasurement, c.DeviceClass, c.StateClass = cl.Unit, cl.DeviceClass, cl.StateClass
+	return c
+}
+
+func (p *haPublisher) gatewayConfig(e haEntity) haConfig {
+	c := p.baseConfig(e.component, gatewaySlug(e.slug), e.name, p.gatewayStateTopic(), e.template)
+	c.EntityCategory = "diagnostic"
+	e.cfg(&c)
+	return c
+}
+
+func (p *haPublisher) sensorState(info *ingest.SensorInfo) haSensorState {
+	st := haSensorState{
+		Value: info.Last,
+		Time:  info.LastTime.UTC().Format(time.RFC3339Nano),
+		Attributes: haAttributes{
+			Sensor: info.ID, Node: p.node, Unit: info.Unit,
+			LastSeen: info.LastSeen.UTC().Format(time.RFC3339Nano),
+			Readings: info.Count, Min: info.Min, Max: info.Max, Avg: info.Avg(),
+		},
+	}
+	if b, ok := p.src.CurrentBucket(info.ID); ok {
+		st.Attributes.haBucketAttrs = &haBucketAttrs{
+			BucketStart: b.Start.UTC().Format(time.RFC3339),
+			BucketWidth: formatWidth(b.Width),
+			BucketCount: b.Count, BucketMin: b.Min, BucketMax: b.Max, BucketAvg: b.Avg(),
+		}
+	}
+	return st
+}
+
+// formatWidth writes a bucket width as the store keys do: 30s, 1m, 1h.
+func formatWidth(w time.Duration) string {
+	switch s := int64(w / time.Second); {
+	case s > 0 && s%3600 == 0:
+		return fmt.Sprintf("%dh", s/3600)
+	case s > 0 && s%60 == 0:
+		return fmt.Sprintf("%dm", s/60)
+	default:
+		return fmt.Sprintf("%ds", s)
+	}
+}
+
+// startHomeAssistant runs the discovery publisher on the node's broker
+// (after the broker, ingestion, syncer and monitor have started: it reads
+// them all).
+func (n *Node) startHomeAssistant(ctx context.Context) error {
+	hc := n.cfg.HomeAssistant
+	if !hc.Enabled {
+		return nil
+	}
+	var refresh time.Duration
+	if exp := n.cfg.Broker.Limits.MessageExpiry.D(); exp > 0 {
+		refresh = max(exp/2, hc.PublishInterval.D())
+	}
+	model := "Ferrite Edge gateway"
+	if n.cfg.Mode == ModeHub {
+		model = "Ferrite Edge hub"
+	}
+	// QoS 0: mochi v2.7.9 answers a SUBSCRIBE whose packet id equals the id
+	// of a QoS 1/2 message it has in flight towards that client with 0x91
+	// "packet identifier in use" (server.go processSubscribe checks the
+	// client's outbound inflight map), so a burst of retained QoS 1 configs
+	// makes Home Assistant's next subscriptions fail. The broker is local
+	// and reached over TCP; QoS 0 loses nothing a republication would not
+	// restore.
+	publish := func(topic string, payload []byte) error {
+		return n.broker.Publish(&broker.Message{Topic: topic, Payload: payload, QoS: 0, Retain: true})
+	}
+	p, err := newHAPublisher(hc, n.cfg.NodeID, model, nodeHASource{n}, publish, refresh,
+		n.log.With(LogKeyComponent, "homeassistant"), n.reg)
+	if err != nil {
+		return err
+	}
+	if err := n.broker.Handle(hc.DiscoveryPrefix+"/status", p, broker.HandlerOptions{Name: "homeassistant", QueueSize: 16}); err != nil {
+		return fmt.Errorf("ferrite: homeassistant: %w", err)
+	}
+	n.goBG(ctx, "homeassistant", p.run)
+	return nil
+}
+
+// nodeHASource reads the node's subsystems for the publisher.
+type nodeHASource struct{ n *Node }
+
+func (s nodeHASource) Sensors() []ingest.SensorInfo {
+	if s.n.pipeline == nil {
+		return nil
+	}
+	return s.n.pipeline.Ingestion().Sensors("")
+}
+
+func (s nodeHASource) CurrentBucket(sensor string) (ingest.Bucket, bool) {
+	if s.n.pipeline == nil || s.n.pipeline.Aggregator() == nil {
+		return ingest.Bucket{}, false
+	}
+	// Newest start first, then the narrowest width; late partials are
+	// fragments of a bucket, not the bucket.
+	for _, b := range s.n.pipeline.Aggregator().Buckets(sensor, 8) {
+		if !b.Late {
+			return b, true
+		}
+	}
+	return ingest.Bucket{}, false
+}
+
+func (s nodeHASource) Gateway() haGatewayState {
+	var g haGatewayState
+	if e := s.n.edge; e != nil {
+		st := e.Status()
+		g.SyncStatus, g.PendingOps, g.HubConnected = &st.SyncStatus, &st.PendingOps, &st.HubConnected
+		if !st.LastSync.IsZero() {
+			ls := st.LastSync.UTC().Format(time.RFC3339)
+			g.LastSync = &ls
+		}
+	}
+	if m := s.n.monitor; m != nil {
+		snap := m.Snapshot()
+		level := snap.Level.String()
+		mem, disk := round1(snap.Memory.Percent), round1(snap.Disk.Percent)
+		g.ResourceLevel, g.MemoryPercent, g.DiskPercent = &level, &mem, &disk
+	}
+	return g
+}
+
+// round1 keeps one decimal, so that noise does not make the gateway state
+// change every interval.
+func round1(f float64) float64 {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0
+	}
+	return math.Round(f*10) / 10
+}
