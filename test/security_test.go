@@ -1,0 +1,335 @@
+package test
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	paho "github.com/eclipse/paho.golang/paho"
+
+	"github.com/ferrite-edge/ferrite/test/e2e"
+)
+
+// secureACL is the ACL of the security tests: a sensor that owns its
+// topics, an admin, a monitoring user, and reply topics for the clients.
+const secureACL = `
+user sensor1
+topic readwrite sensors/sensor1/#
+
+user sensor2
+topic readwrite sensors/sensor2/#
+
+user admin
+topic readwrite #
+topic write $ferrite/cmd
+
+user monitor
+topic read sensors/#
+topic write $ferrite/cmd
+
+pattern readwrite e2e/reply/%c
+pattern readwrite reply/%u/#
+`
+
+// secureFiles writes a password file (admin and monitor by ferrite passwd,
+// sensor1 by mosquitto_passwd when installed) and secureACL.
+func secureFiles(t *testing.T) (passwd, acl string) {
+	t.Helper()
+	dir := t.TempDir()
+	passwd, acl = filepath.Join(dir, "passwd"), filepath.Join(dir, "acl")
+	ferritePasswd(t, "-c", "-b", passwd, "admin", "admin-pw")
+	ferritePasswd(t, "-b", passwd, "monitor", "monitor-pw")
+	if e2e.HasCommand("mosquitto_passwd") {
+		if out, err := exec.Command("mosquitto_passwd", "-b", passwd, "sensor1", "sensor1-pw").CombinedOutput(); err != nil {
+			t.Fatalf("mosquitto_passwd: %v\n%s", err, out)
+		}
+	} else {
+		ferritePasswd(t, "-b", passwd, "sensor1", "sensor1-pw")
+	}
+	if err := os.WriteFile(acl, []byte(secureACL), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return passwd, acl
+}
+
+func ferritePasswd(t *testing.T, args ...string) {
+	t.Helper()
+	if code, _, stderr := e2e.RunCLI(t, nil, append([]string{"passwd"}, args...)...); code != 0 {
+		t.Fatalf("ferrite passwd %v: exit %d: %s", args, code, stderr)
+	}
+}
+
+// secureConfig is a node whose clients all need a password (the loopback
+// exemption is off, so the tests on 127.0.0.1 see what a remote client sees).
+func secureConfig(passwd, acl string, extra ...string) string {
+	return fmt.Sprintf(`
+node_id: sec-node
+broker:
+  listen: 127.0.0.1:0
+  auth:
+    allow_anonymous: false
+    anonymous_from_loopback: false
+    password_file: %s
+    acl_file: %s
+    command_roles: {monitor: monitor}
+http:
+  listen: 127.0.0.1:0
+%s`, passwd, acl, strings.Join(extra, "\n"))
+}
+
+func needMosquittoClients(t *testing.T) {
+	t.Helper()
+	for _, c := range []string{"mosquitto_rr", "mosquitto_pub", "mosquitto_sub"} {
+		if !e2e.HasCommand(c) {
+			t.Skipf("%s not on PATH (apt-get install mosquitto-clients; CI installs it)", c)
+		}
+	}
+}
+
+// mosq runs a mosquitto client and returns its exit code and output.
+func mosq(t *testing.T, name string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		if _, ok := err.(*exec.ExitError); !ok {
+			t.Fatal(err)
+		}
+	}
+	return cmd.ProcessState.ExitCode(), string(out)
+}
+
+func TestSecurityUsersACLAndRoles(t *testing.T) {
+	needMosquittoClients(t)
+	passwd, acl := secureFiles(t)
+	p := e2e.Start(t, secureConfig(passwd, acl))
+	addr := p.MQTTAddr()
+	port := e2e.Port(addr)
+	dial := func() net.Conn {
+		c, err := e2e.Dial(t, addr, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+
+	// Anonymous and wrong passwords are refused, by paho and mosquitto_pub.
+	if _, code := e2e.V5Dial(t, dial(), "anon", "", "", nil); code != 0x86 {
+		t.Fatalf("anonymous: CONNACK 0x%02x", code)
+	}
+	if _, code := e2e.V5Dial(t, dial(), "bad", "sensor1", "nope", nil); code != 0x86 {
+		t.Fatalf("wrong password: CONNACK 0x%02x", code)
+	}
+	pub := []string{"-h", "127.0.0.1", "-p", port, "-q", "1", "-t", "sensors/sensor1/temp", "-m", "21.5"}
+	if code, out := mosq(t, "mosquitto_pub", pub...); code == 0 {
+		t.Fatalf("mosquitto_pub without credentials succeeded: %s", out)
+	}
+	if code, out := mosq(t, "mosquitto_pub", append(pub, "-u", "sensor1", "-P", "wrong")...); code == 0 ||
+		!strings.Contains(strings.ToLower(out), "not authori") {
+		t.Fatalf("mosquitto_pub with a wrong password: exit %d: %s", code, out)
+	}
+
+	// The monitor sees what sensor1 publishes (mosquitto_passwd wrote
+	// sensor1's hash, ferrite passwd the monitor's).
+	monRecv := make(chan *paho.Publish, 8)
+	mon, _ := e2e.V5Dial(t, dial(), "mon-sub", "monitor", "monitor-pw", monRecv)
+	if code := e2e.SubscribeCode(t, mon, "sensors/#"); code != 1 {
+		t.Fatalf("monitor subscribe: 0x%02x", code)
+	}
+	if code, out := mosq(t, "mosquitto_pub", append(pub, "-u", "sensor1", "-P", "sensor1-pw")...); code != 0 {
+		t.Fatalf("mosquitto_pub as sensor1: exit %d: %s", code, out)
+	}
+	if m := e2e.Receive(t, monRecv, "sensor1's reading"); m.Topic != "sensors/sensor1/temp" || string(m.Payload) != "21.5" {
+		t.Fatalf("got %s %q", m.Topic, m.Payload)
+	}
+
+	// sensor1: its own topics only; no other sensor's data, no commands.
+	s1, _ := e2e.V5Dial(t, dial(), "s1", "sensor1", "sensor1-pw", nil)
+	for topic, want := range map[string]byte{"sensors/sensor1/hum": 0, "sensors/sensor2/hum": 0x87, "$ferrite/cmd": 0x87, "$ferrite/sync/x/up": 0x87} {
+		if code := e2e.PublishCode(t, s1, topic, "1"); code != want {
+			t.Errorf("sensor1 publish %s: 0x%02x, want 0x%02x", topic, code, want)
+		}
+	}
+	if code := e2e.SubscribeCode(t, s1, "sensors/sensor2/#"); code != 0x87 {
+		t.Errorf("sensor1 subscribe to sensor2: 0x%02x", code)
+	}
+	if code, out := mosq(t, "mosquitto_sub", "-h", "127.0.0.1", "-p", port, "-u", "sensor1", "-P", "sensor1-pw",
+		"-t", "sensors/sensor2/#", "-C", "1", "-W", "2", "-V", "mqttv5"); !strings.Contains(out, "denied") {
+		t.Errorf("mosquitto_sub as sensor1 on sensor2's topics: exit %d: %s", code, out)
+	}
+
+	// The admin runs every command, the monitor read-only ones.
+	admin := e2e.NewCommanderAs(t, dial(), "admin", "admin-pw")
+	admin.Do(t, "SET", "cfg:mode", "eco")
+	var st map[string]any
+	admin.DoInto(t, &st, "EDGE.STATUS")
+	if st["node_id"] != "sec-node" {
+		t.Fatalf("status %v", st)
+	}
+	monitor := e2e.NewCommanderAs(t, dial(), "monitor", "monitor-pw")
+	monitor.DoInto(t, &st, "EDGE.STATUS")
+	if v := monitor.Do(t, "GET", "cfg:mode"); v != "eco" {
+		t.Fatalf("monitor GET: %v", v)
+	}
+	if _, errText := monitor.Try(t, "SET", "cfg:mode", "turbo"); !strings.Contains(errText, "not authorized") {
+		t.Fatalf("monitor SET: %q", errText)
+	}
+	// The same through mosquitto_rr (MQTT 5 request/response).
+	rr := []string{"-h", "127.0.0.1", "-p", port, "-t", "$ferrite/cmd", "-W", "10"}
+	if code, out := mosq(t, "mosquitto_rr", append(rr, "-u", "admin", "-P", "admin-pw", "-e", "reply/admin/1", "-m", "EDGE.STATUS")...); code != 0 ||
+		!strings.Contains(out, `"node_id":"sec-node"`) {
+		t.Fatalf("mosquitto_rr EDGE.STATUS as admin: exit %d: %s", code, out)
+	}
+	if code, out := mosq(t, "mosquitto_rr", append(rr, "-u", "monitor", "-P", "monitor-pw", "-e", "reply/monitor/1", "-m", "SET cfg:mode turbo")...); code != 0 ||
+		!strings.Contains(out, "not authorized") {
+		t.Fatalf("mosquitto_rr SET as monitor: exit %d: %s", code, out)
+	}
+	if v := admin.Do(t, "GET", "cfg:mode"); v != "eco" {
+		t.Fatalf("the monitor changed cfg:mode to %v", v)
+	}
+	metrics := httpGet(t, nil, "http://"+p.Info.HTTP+"/metrics")
+	for _, want := range []string{`ferrite_auth_connects_total{outcome="refused_bad_password"}`, `ferrite_auth_denied_total{access="command"} 2`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s:\n%s", want, grep(metrics, "ferrite_auth"))
+		}
+	}
+}
+
+func httpGet(t *testing.T, client *http.Client, url string) string {
+	t.Helper()
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// The shipped edge config: the README's quick tour works without
+// credentials on the gateway itself, and a client from another address is
+// refused.
+func TestShippedEdgeConfigAnonymousOnlyFromLoopback(t *testing.T) {
+	needMosquittoClients(t)
+	ip, ok := e2e.NonLoopbackIP()
+	root, err := e2e.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := os.ReadFile(filepath.Join(root, "configs", "edge.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := "127.0.0.1:0"
+	if ok {
+		listen = "0.0.0.0:0"
+	}
+	p := e2e.Start(t, string(cfg), "FERRITE_BROKER_LISTEN="+listen, "FERRITE_BROKER_WEBSOCKET=",
+		"FERRITE_HTTP_LISTEN=127.0.0.1:0", "FERRITE_EDGE_HUB_URL=")
+	port := e2e.Port(p.MQTTAddr())
+	if code, out := mosq(t, "mosquitto_rr", "-h", "127.0.0.1", "-p", port, "-t", "$ferrite/cmd", "-e", "reply/me",
+		"-m", "EDGE.STATUS", "-W", "10"); code != 0 || !strings.Contains(out, `"node_id":"edge-001"`) {
+		t.Fatalf("quick tour mosquitto_rr: exit %d: %s", code, out)
+	}
+	if code, out := mosq(t, "mosquitto_pub", "-h", "127.0.0.1", "-p", port, "-t", "sensors/t1", "-m", "22.5"); code != 0 {
+		t.Fatalf("quick tour mosquitto_pub: exit %d: %s", code, out)
+	}
+	if !ok {
+		t.Skip("no non-loopback address on this machine: remote refusal not tested")
+	}
+	remote := net.JoinHostPort(ip.String(), port)
+	c, err := e2e.Dial(t, remote, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, code := e2e.V5Dial(t, c, "remote", "", "", nil); code != 0x86 {
+		t.Fatalf("anonymous client from %s: CONNACK 0x%02x", ip, code)
+	}
+	if code, out := mosq(t, "mosquitto_pub", "-h", ip.String(), "-p", port, "-t", "sensors/t1", "-m", "1"); code == 0 {
+		t.Fatalf("mosquitto_pub from %s without credentials: exit 0: %s", ip, out)
+	}
+}
+
+func TestSecurityTLS(t *testing.T) {
+	needMosquittoClients(t)
+	passwd, acl := secureFiles(t)
+	ca := e2e.NewCA(t, "site")
+	cert, key := ca.Issue("gateway", true)
+	p := e2e.Start(t, secureConfig(passwd, acl),
+		"FERRITE_BROKER_TLS_LISTEN=127.0.0.1:0", "FERRITE_BROKER_TLS_WEBSOCKET=127.0.0.1:0",
+		"FERRITE_BROKER_TLS_CERT="+cert, "FERRITE_BROKER_TLS_KEY="+key, "FERRITE_BROKER_TLS_CLIENT_CA="+ca.File,
+		"FERRITE_BROKER_TLS_USE_IDENTITY_AS_USERNAME=true",
+		"FERRITE_HTTP_TLS_CERT="+cert, "FERRITE_HTTP_TLS_KEY="+key)
+	if p.Info.MQTTS == "" || p.Info.WSS == "" {
+		t.Fatalf("TLS listeners missing from the run file: %+v", p.Info)
+	}
+	port := e2e.Port(p.Info.MQTTS)
+	other := e2e.NewCA(t, "other")
+
+	// mosquitto clients with --cafile and a password.
+	monRecv := make(chan *paho.Publish, 4)
+	mconn, err := e2e.Dial(t, p.Info.MQTTS, e2e.ClientTLS(t, ca, "", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mon, _ := e2e.V5Dial(t, mconn, "mon", "monitor", "monitor-pw", monRecv)
+	e2e.SubscribeCode(t, mon, "sensors/#")
+	tlsPub := []string{"-h", "localhost", "-p", port, "--cafile", ca.File, "-q", "1", "-t", "sensors/sensor1/t", "-m", "over tls"}
+	if code, out := mosq(t, "mosquitto_pub", append(tlsPub, "-u", "sensor1", "-P", "sensor1-pw")...); code != 0 {
+		t.Fatalf("mosquitto_pub over TLS: exit %d: %s", code, out)
+	}
+	if m := e2e.Receive(t, monRecv, "message over TLS"); string(m.Payload) != "over tls" {
+		t.Fatalf("got %q", m.Payload)
+	}
+	// A client that trusts another CA refuses the gateway.
+	bad := append([]string{}, tlsPub...)
+	bad[5] = other.File
+	if code, out := mosq(t, "mosquitto_pub", append(bad, "-u", "sensor1", "-P", "sensor1-pw")...); code == 0 {
+		t.Fatalf("mosquitto_pub trusting another CA: exit 0: %s", out)
+	}
+	if _, err := e2e.Dial(t, p.Info.MQTTS, e2e.ClientTLS(t, other, "", "")); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("paho trusting another CA: %v", err)
+	}
+
+	// A client certificate is the identity: CN sensor1, no password.
+	ccert, ckey := ca.Issue("sensor1", false)
+	conn, err := e2e.Dial(t, p.Info.MQTTS, e2e.ClientTLS(t, ca, ccert, ckey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1, code := e2e.V5Dial(t, conn, "s1-cert", "", "", nil)
+	if code != 0 {
+		t.Fatalf("certificate login: CONNACK 0x%02x", code)
+	}
+	if code := e2e.PublishCode(t, s1, "sensors/sensor1/cert", "1"); code != 0 {
+		t.Fatalf("publish as the certificate's user: 0x%02x", code)
+	}
+	if code := e2e.PublishCode(t, s1, "sensors/sensor2/cert", "1"); code != 0x87 {
+		t.Fatalf("publish outside the certificate user's ACL: 0x%02x", code)
+	}
+	if code, out := mosq(t, "mosquitto_pub", "-h", "localhost", "-p", port, "--cafile", ca.File, "--cert", ccert, "--key", ckey,
+		"-q", "1", "-t", "sensors/sensor1/mosq-cert", "-m", "1"); code != 0 {
+		t.Fatalf("mosquitto_pub with a client certificate: exit %d: %s", code, out)
+	}
+
+	// HTTPS for health and metrics.
+	hc := &http.Client{Timeout: e2e.Timeout, Transport: &http.Transport{TLSClientConfig: e2e.ClientTLS(t, ca, "", "")}}
+	if body := httpGet(t, hc, "https://localhost:"+e2e.Port(p.Info.HTTP)+"/healthz"); body != "ok\n" {
+		t.Fatalf("https /healthz: %q", body)
+	}
+	if _, err := http.Get("http://" + p.Info.HTTP + "/healthz"); err == nil {
+		// Plain HTTP to a TLS port gets a 400 from net/http, not a health answer.
+		if body := httpGet(t, nil, "http://"+p.Info.HTTP+"/healthz"); body == "ok\n" {
+			t.Fatal("plain HTTP served")
+		}
+	}
+}
