@@ -110,4 +110,3 @@ func ClientTLS(t testing.TB, ca *CA, certFile, keyFile string) *tls.Config {
 	}
 	return c
 }
-
