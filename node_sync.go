@@ -103,8 +103,14 @@ func (n *Node) startHubSync(ctx context.Context) error {
 		return err
 	}
 	url := cfg.Hub.BrokerURL
+	user, pass := cfg.Sync.Username, cfg.Sync.Password
 	if url == "" {
 		url = "mqtt://" + dialable(n.broker.Addr())
+		if user == "" {
+			// On its embedded broker the hub logs in as the node's internal
+			// user: anonymous access and the ACL do not apply to it.
+			user, pass = n.internalCredentials()
+		}
 	}
 	tlsCfg, err := cfg.Sync.hubTLS(url)
 	if err != nil {
@@ -115,8 +121,8 @@ func (n *Node) startHubSync(ctx context.Context) error {
 		NodeID:         cfg.NodeID,
 		BrokerURL:      url,
 		TLS:            tlsCfg,
-		Username:       cfg.Sync.Username,
-		Password:       cfg.Sync.Password,
+		Username:       user,
+		Password:       pass,
 		TopicPrefix:    cfg.Sync.TopicPrefix,
 		BatchOptions:   cfg.Sync.batchOptions(),
 		RetentionBytes: int64(cfg.Hub.RetentionBytes),
