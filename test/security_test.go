@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -9,7 +10,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	paho "github.com/eclipse/paho.golang/paho"
 
@@ -332,4 +335,187 @@ func TestSecurityTLS(t *testing.T) {
 			t.Fatal("plain HTTP served")
 		}
 	}
+}
+
+// hubSecureACL lets each edge use only its own sync topics (its user name is
+// its node id) and the admin run commands on the hub.
+const hubSecureACL = `
+user admin
+topic readwrite #
+topic write $ferrite/cmd
+
+pattern readwrite $ferrite/sync/%u/#
+pattern write $ferrite/status/%u
+pattern read $ferrite/status/hub-1
+pattern readwrite e2e/reply/%c
+`
+
+// The hub link over mqtts: an edge that trusts the hub's CA syncs (logging
+// in with a client certificate, or with a password); an edge given another
+// CA does not, and says why in EDGE.STATUS.
+func TestHubLinkOverMQTTS(t *testing.T) {
+	dir := t.TempDir()
+	passwd, acl := filepath.Join(dir, "passwd"), filepath.Join(dir, "acl")
+	ferritePasswd(t, "-c", "-b", passwd, "admin", "admin-pw")
+	ferritePasswd(t, "-b", passwd, "edge-b", "edge-b-pw")
+	if err := os.WriteFile(acl, []byte(hubSecureACL), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ca := e2e.NewCA(t, "hub-ca")
+	cert, key := ca.Issue("hub", true)
+	hub := e2e.Start(t, fmt.Sprintf(`
+node_id: hub-1
+mode: hub
+broker:
+  listen: 127.0.0.1:0
+  auth:
+    anonymous_from_loopback: false
+    password_file: %s
+    acl_file: %s
+  tls:
+    listen: 127.0.0.1:0
+    cert: %s
+    key: %s
+    client_ca: %s
+    use_identity_as_username: true
+http:
+  listen: 127.0.0.1:0
+`, passwd, acl, cert, key, ca.File))
+	url := "mqtts://" + hub.Info.MQTTS
+	hconn, err := e2e.Dial(t, hub.MQTTAddr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := e2e.NewCommanderAs(t, hconn, "admin", "admin-pw")
+
+	ecert, ekey := ca.Issue("edge-a", false) // the certificate's CN is the edge's user
+	a := e2e.NewCommander(t, e2e.Start(t, edgeConfig("edge-a", url), "FERRITE_SYNC_TLS_CA="+ca.File,
+		"FERRITE_SYNC_TLS_CERT="+ecert, "FERRITE_SYNC_TLS_KEY="+ekey).MQTTAddr())
+	b := e2e.NewCommander(t, e2e.Start(t, edgeConfig("edge-b", url), "FERRITE_SYNC_TLS_CA="+ca.File,
+		"FERRITE_SYNC_USERNAME=edge-b", "FERRITE_SYNC_PASSWORD=edge-b-pw").MQTTAddr())
+	a.Do(t, "SET", "t:a", "from-a")
+	b.Do(t, "SET", "t:b", "from-b")
+	for _, k := range []string{"t:a", "t:b"} {
+		e2e.Eventually(t, k+" on the hub", func() bool {
+			raw, errText := h.Try(t, "GET", k)
+			return errText == "" && string(raw) != "null"
+		})
+	}
+	e2e.Eventually(t, "t:b relayed to edge-a", func() bool {
+		raw, _ := a.Try(t, "GET", "t:b")
+		return string(raw) == `"from-b"`
+	})
+
+	// A wrong CA: the edge refuses the hub's certificate and reports it.
+	other := e2e.NewCA(t, "not-the-hub")
+	bad := e2e.Start(t, edgeConfig("edge-c", url), "FERRITE_SYNC_TLS_CA="+other.File,
+		"FERRITE_SYNC_USERNAME=edge-b", "FERRITE_SYNC_PASSWORD=edge-b-pw")
+	c := e2e.NewCommander(t, bad.MQTTAddr())
+	e2e.Eventually(t, "a certificate error in EDGE.STATUS", func() bool {
+		var st map[string]any
+		c.DoInto(t, &st, "EDGE.STATUS")
+		e, _ := st["sync_error"].(string)
+		return st["hub_connected"] == false && strings.Contains(e, "certificate")
+	})
+	if _, errText := c.Try(t, "EDGE.SYNC"); errText == "" {
+		t.Fatal("EDGE.SYNC succeeded with a hub certificate the edge cannot verify")
+	}
+	if !strings.Contains(bad.Output(), "certificate") {
+		t.Fatalf("the edge's log does not name the certificate problem:\n%s", bad.Output())
+	}
+}
+
+// SIGHUP reloads the password and ACL files: a new user can log in at
+// once, connected clients stay connected and follow the new rules, a bad
+// file keeps the previous one, a removed user is disconnected.
+func TestSIGHUPReloadsUsers(t *testing.T) {
+	passwd, acl := secureFiles(t)
+	p := e2e.Start(t, secureConfig(passwd, acl))
+	addr := p.MQTTAddr()
+	dial := func() net.Conn {
+		c, err := e2e.Dial(t, addr, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	reloads := func(result string) int {
+		m := httpGet(t, nil, "http://"+p.Info.HTTP+"/metrics")
+		var n int
+		fmt.Sscanf(grepAfter(m, `ferrite_auth_reloads_total{result="`+result+`"} `), "%d", &n)
+		return n
+	}
+	hup := func(result string) {
+		t.Helper()
+		before := reloads(result)
+		if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		e2e.Eventually(t, "reload "+result, func() bool { return reloads(result) > before })
+	}
+	recv := make(chan *paho.Publish, 8)
+	s1, _ := e2e.V5Dial(t, dial(), "s1", "sensor1", "sensor1-pw", recv)
+	e2e.SubscribeCode(t, s1, "sensors/sensor1/#")
+	if _, code := e2e.V5Dial(t, dial(), "s2", "sensor2", "sensor2-pw", nil); code != 0x86 {
+		t.Fatalf("sensor2 before it exists: 0x%02x", code)
+	}
+
+	ferritePasswd(t, "-b", passwd, "sensor2", "sensor2-pw")
+	hup("ok")
+	s2recv := make(chan *paho.Publish, 8)
+	s2, code := e2e.V5Dial(t, dial(), "s2", "sensor2", "sensor2-pw", s2recv)
+	if code != 0 {
+		t.Fatalf("sensor2 after SIGHUP: 0x%02x", code)
+	}
+	e2e.SubscribeCode(t, s2, "sensors/sensor2/#")
+	// sensor1 kept its connection and subscription through the reload.
+	if code := e2e.PublishCode(t, s1, "sensors/sensor1/x", "after reload"); code != 0 {
+		t.Fatalf("sensor1 after reload: 0x%02x", code)
+	}
+	if m := e2e.Receive(t, recv, "sensor1's own message"); string(m.Payload) != "after reload" {
+		t.Fatalf("got %q", m.Payload)
+	}
+
+	// A broken ACL: the reload fails, the old rules stay, nobody is dropped.
+	if err := os.WriteFile(acl, []byte("user sensor1\ntopic readwrite a/#/b\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hup("error")
+	if code := e2e.PublishCode(t, s1, "sensors/sensor1/x", "still"); code != 0 {
+		t.Fatalf("sensor1 after a failed reload: 0x%02x", code)
+	}
+	e2e.Receive(t, recv, "sensor1's message after the failed reload")
+
+	// New rules apply to connected clients' next publishes; a removed user
+	// is disconnected.
+	if err := os.WriteFile(acl, []byte("user sensor1\ntopic readwrite sensors/sensor1/new/#\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ferritePasswd(t, "-D", passwd, "sensor2")
+	hup("ok")
+	if code := e2e.PublishCode(t, s1, "sensors/sensor1/x", "old grant"); code != 0x87 {
+		t.Fatalf("sensor1's old grant after reload: 0x%02x", code)
+	}
+	if code := e2e.PublishCode(t, s1, "sensors/sensor1/new/x", "new grant"); code != 0 {
+		t.Fatalf("sensor1's new grant after reload: 0x%02x", code)
+	}
+	e2e.Eventually(t, "sensor2 disconnected", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := s2.Publish(ctx, &paho.Publish{Topic: "sensors/sensor2/x", QoS: 1, Payload: []byte("x")})
+		return err != nil
+	})
+	if !p.Alive() {
+		t.Fatal("ferrite died")
+	}
+}
+
+// grepAfter returns what follows the first occurrence of prefix on its line.
+func grepAfter(s, prefix string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if v, ok := strings.CutPrefix(l, prefix); ok {
+			return v
+		}
+	}
+	return ""
 }
