@@ -18,8 +18,8 @@ import (
 
 // Valid CONNECTs the hostile packets follow.
 const (
-	connectV5Hex = "100e00044d5154540502003c000001" + "78"   // MQTT 5, client id "x"
-	connectV4Hex = "100d00044d515454040200" + "3c00017a" // MQTT 3.1.1, client id "z"
+	connectV5Hex = "100e00044d5154540502003c000001" + "78" // MQTT 5, client id "x"
+	connectV4Hex = "100d00044d515454040200" + "3c00017a"   // MQTT 3.1.1, client id "z"
 )
 
 // hostilePackets is the regression corpus: malformed packets that crashed
