@@ -34,10 +34,10 @@ func buildDemo(t *testing.T) (demo, bench string) {
 	return filepath.Join(dir, "ferrite-demo"), filepath.Join(dir, "ferrite-bench")
 }
 
-// checkConverged asserts the demo's verdict: every replica equal, the
+// checkDemoConverged asserts the demo's verdict: every replica equal, the
 // counter exact, the set and the hash merged, every bucket at the hub and
 // republished for cloud subscribers, every process stopped cleanly.
-func checkConverged(t *testing.T, out string) {
+func checkDemoConverged(t *testing.T, out string) {
 	t.Helper()
 	for _, want := range []string{
 		"offline writes: SET demo:color red",
@@ -88,7 +88,7 @@ func TestDemoConverges(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ferrite-demo: %v\n%s", err, out)
 	}
-	checkConverged(t, string(out))
+	checkDemoConverged(t, string(out))
 	if t.Failed() {
 		t.Logf("output:\n%s", out)
 	}
@@ -136,7 +136,7 @@ func TestDemoInterrupted(t *testing.T) {
 	if !strings.Contains(out.String(), "interrupted: ") {
 		t.Error("the interruption is not reported")
 	}
-	checkConverged(t, out.String())
+	checkDemoConverged(t, out.String())
 	if t.Failed() {
 		t.Logf("output:\n%s", out.String())
 	}
