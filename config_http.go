@@ -6,6 +6,10 @@ type HTTPConfig struct {
 	Listen string `yaml:"listen"`
 	// TLS serves HTTPS instead when its cert and key are set.
 	TLS ServerTLSConfig `yaml:"tls"`
+	// PProf serves Go's profiler under /debug/pprof/ (default false: it
+	// exposes internals and costs CPU while profiling; enable it to
+	// diagnose a gateway, ideally with http.listen on 127.0.0.1).
+	PProf bool `yaml:"pprof"`
 }
 
 func (h *HTTPConfig) defaults() { h.Listen = ":8080" }

@@ -103,6 +103,10 @@ type Broker struct {
 }
 
 // New creates a broker. Nothing listens until Start.
+// netBufferSize is each client's read buffer and outbound write
+// coalescing size.
+const netBufferSize = 16 << 10
+
 func New(opts Options) (*Broker, error) {
 	if opts.Limits == (Limits{}) {
 		opts.Limits = DefaultLimits()
@@ -142,6 +146,11 @@ func New(opts Options) (*Broker, error) {
 		Capabilities:           opts.Limits.capabilities(),
 		Logger:                 opts.Logger.With("component", "mochi"),
 		SysTopicResendInterval: sysTopicInterval,
+		// mochi coalesces a client's queued outbound packets into one write
+		// up to this size (default 2 KiB): larger buffers mean fewer write
+		// syscalls for busy subscribers.
+		ClientNetWriteBufferSize: netBufferSize,
+		ClientNetReadBufferSize:  netBufferSize,
 	})
 	m, err := newMetrics(opts.Registerer, b.server.Info)
 	if err != nil {
