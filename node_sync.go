@@ -2,6 +2,7 @@ package ferrite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 
@@ -167,4 +168,18 @@ func dialable(addr string) string {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// Sync pushes every pending change to the hub now and returns when the hub
+// has acknowledged them (the feature document's node.sync()). It fails with
+// syncer.ErrNoHub when no hub is configured and with the link's error while
+// the hub is unreachable; the changes stay queued either way.
+func (n *Node) Sync(ctx context.Context) error {
+	if n.edge == nil {
+		if n.cfg.Mode == ModeHub {
+			return errors.New("ferrite: Sync: a hub does not sync upstream")
+		}
+		return ErrNodeNotStarted
+	}
+	return n.edge.SyncNow(ctx)
 }
