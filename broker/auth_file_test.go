@@ -368,3 +368,30 @@ func TestInternalUser(t *testing.T) {
 		t.Fatalf("internal publish: 0x%02x", code)
 	}
 }
+
+// BenchmarkFileAuthAuthorize is the cost the ACL adds to one publish (a
+// write check) or one delivery (a read check).
+func BenchmarkFileAuthAuthorize(b *testing.B) {
+	dir := b.TempDir()
+	acl := filepath.Join(dir, "acl")
+	if err := os.WriteFile(acl, []byte(fixtureACL+"\npattern readwrite devices/%c/#\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	pf := NewPasswordFile()
+	_ = pf.Set("sensor1", "pw", "")
+	pw := filepath.Join(dir, "passwd")
+	if err := pf.Save(pw); err != nil {
+		b.Fatal(err)
+	}
+	a, err := NewFileAuth(AuthOptions{PasswordFile: pw, ACLFile: acl, Logger: testLogger(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := ClientInfo{ID: "s1", Username: "sensor1", Remote: "10.0.0.2:4000", Listener: ListenerTCP, ProtocolVersion: 5}
+	b.ReportAllocs()
+	for b.Loop() {
+		if !a.Authorize(c, "sensors/sensor1/temperature", true) {
+			b.Fatal("denied")
+		}
+	}
+}
