@@ -2,6 +2,8 @@ package broker
 
 import (
 	"context"
+	"io"
+	"sync/atomic"
 	"testing"
 
 	paho "github.com/eclipse/paho.golang/paho"
@@ -83,5 +85,54 @@ func TestLimitsCounted(t *testing.T) {
 	}
 	eventually(t, "max_clients refusal counted", func() bool {
 		return counterValue(b.metrics.connectRefused.WithLabelValues("max_clients")) == 1
+	})
+}
+
+// rawSubscriber connects with MQTT 3.1.1, subscribes to a/b at qos and
+// then never reads nor acknowledges anything.
+func rawSubscriber(t *testing.T, addr string, qos byte) {
+	t.Helper()
+	c := rawConnect(t, addr, connectV4)
+	if _, err := c.Write([]byte{0x82, 0x08, 0x00, 0x01, 0x00, 0x03, 'a', '/', 'b', qos}); err != nil {
+		t.Fatal(err)
+	}
+	hdr := make([]byte, 5)
+	if _, err := io.ReadFull(c, hdr); err != nil || hdr[0] != 0x90 {
+		t.Fatalf("SUBACK: %x %v", hdr, err)
+	}
+}
+
+// A subscriber that does not acknowledge gets at most max_inflight QoS 1
+// messages; the others are not sent to it and are counted.
+func TestMaxInflightEnforcedAndCounted(t *testing.T) {
+	l := DefaultLimits()
+	l.MaxInflight = 2
+	b := startBroker(t, Options{Limits: l})
+	rawSubscriber(t, b.Addr(), 1)
+	pub, _ := v5Client(t, b.Addr(), "pub", nil)
+	for range 5 {
+		publishCode(t, pub, "a/b", "x", nil)
+	}
+	eventually(t, "inflight drops counted", func() bool {
+		return atomic.LoadInt64(&b.server.Info.InflightDropped) == 3
+	})
+}
+
+// A subscriber that stops reading fills its socket, then its queue of
+// max_queued_messages; further messages to it are dropped and counted, and
+// the publisher is never blocked.
+func TestMaxQueuedMessagesEnforcedAndCounted(t *testing.T) {
+	l := DefaultLimits()
+	l.MaxQueuedMessages = 4
+	b := startBroker(t, Options{Limits: l})
+	rawSubscriber(t, b.Addr(), 0)
+	pub, _ := v5Client(t, b.Addr(), "pub", nil)
+	payload := make([]byte, 64<<10)
+	ctx := context.Background()
+	eventually(t, "queued-message drops counted", func() bool {
+		if _, err := pub.Publish(ctx, &paho.Publish{Topic: "a/b", QoS: 0, Payload: payload}); err != nil {
+			t.Fatal(err)
+		}
+		return b.Stats().MessagesDropped > 0
 	})
 }
