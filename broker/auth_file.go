@@ -278,7 +278,7 @@ func (a *FileAuth) Authorize(c ClientInfo, topic string, write bool) bool {
 	if c.Username == InternalUser && c.CertIdentity == "" {
 		return true // authenticated with the internal password (anything else was refused)
 	}
-	if !write && topic == ReplyTopicPrefix+c.ID {
+	if !write && strings.HasPrefix(topic, ReplyTopicPrefix) && topic[len(ReplyTopicPrefix):] == c.ID {
 		return true // a client may always read its own command replies
 	}
 	f := a.files.Load()
