@@ -1,0 +1,86 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	paho "github.com/eclipse/paho.golang/paho"
+
+	"github.com/ferrite-edge/ferrite/test/e2e"
+)
+
+// Memory pressure, as the storage test does for disk: a node whose
+// memory_limit sits a little above its resting RSS is pushed up the levels
+// by retained messages (the broker keeps them in memory), refuses writes at
+// Critical (0x97 to an MQTT 5 publisher), and recovers by itself once the
+// retained messages are cleared.
+func TestMemoryPressureLevels(t *testing.T) {
+	if testing.Short() {
+		t.Skip("inflates a process's memory: slow")
+	}
+	const base = `
+node_id: mem-1
+broker:
+  listen: 127.0.0.1:0
+  limits: {max_packet_size: 1mb}
+http:
+  listen: 127.0.0.1:0
+edge:
+  resources:
+    memory_limit: %dmb
+    sample_interval: 10ms
+    action_interval: 100ms
+    hysteresis: {samples: 1, margin: 5}
+`
+	// Measure the resting RSS of this binary (race builds are larger),
+	// then give the node a limit that puts it at about 60%.
+	probe := e2e.Start(t, fmt.Sprintf(base, 512))
+	cm := e2e.NewCommander(t, probe.MQTTAddr())
+	cm.Do(t, "SET", "warm", "up")
+	rest := e2e.RSSKiB(t, probe.Cmd.Process.Pid) >> 10
+	probe.Stop(t, 15, e2e.Timeout)
+	limit := max(32, rest*10/6)
+	p := e2e.Start(t, fmt.Sprintf(base, limit))
+	cm = e2e.NewCommander(t, p.MQTTAddr())
+	var r resourcesReply
+	level := func() string {
+		cm.DoInto(t, &r, "EDGE.RESOURCES")
+		return r.Level
+	}
+	e2e.Eventually(t, "normal at rest", func() bool { return level() == "normal" })
+
+	pub := e2e.V5Client(t, p.MQTTAddr(), "filler", nil)
+	payload := []byte(randomText(64 << 10))
+	seen := map[string]bool{}
+	n := 0
+	for ; n < int(limit)*32 && level() != "critical"; n++ {
+		seen[r.Level] = true
+		if _, err := pub.Publish(context.Background(), &paho.Publish{Topic: fmt.Sprintf("fill/%d", n), QoS: 1, Retain: true, Payload: payload}); err != nil {
+			t.Fatalf("retained publish %d: %v", n, err)
+		}
+	}
+	if r.Level != "critical" {
+		t.Fatalf("%d retained messages of 64 KiB under a %d MiB memory_limit: still %s", n, limit, r.Level)
+	}
+	if !seen["warning"] && !seen["high"] {
+		t.Errorf("went from normal to critical without an intermediate level (saw %v)", seen)
+	}
+	if _, errText := cm.Try(t, "SET", "k", "v"); !strings.Contains(errText, "refus") {
+		t.Errorf("SET at critical memory: %q", errText)
+	}
+	v5 := e2e.V5Client(t, p.MQTTAddr(), "sensor-v5", nil)
+	if ack, err := v5.Publish(context.Background(), &paho.Publish{Topic: "sensors/t1", QoS: 1, Payload: []byte("21.5")}); err == nil || ack == nil || ack.ReasonCode != 0x97 {
+		t.Errorf("QoS 1 reading at critical memory: ack %+v, err %v; want reason code 0x97", ack, err)
+	}
+	// Clearing the retained messages frees the memory: the node goes back
+	// to Normal by itself and accepts writes again.
+	for i := range n {
+		if _, err := pub.Publish(context.Background(), &paho.Publish{Topic: fmt.Sprintf("fill/%d", i), QoS: 1, Retain: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e2e.Eventually(t, "back to normal", func() bool { return level() == "normal" })
+	cm.Do(t, "SET", "k", "accepted")
+}
