@@ -26,8 +26,11 @@ type HomeAssistantConfig struct {
 	// publishes at most one state per interval, whatever its reading rate
 	// (default 5s).
 	PublishInterval Duration `yaml:"publish_interval"`
-	// MaxSensors bounds the sensors announced (default 1000); the others
-	// are counted and logged, not announced.
+	// MaxSensors bounds the sensors announced (default 1000, at most
+	// 10,000); the others are counted and logged, not announced. Each state
+	// reads the sensor's current bucket, which costs a scan of every open
+	// bucket (ingest has no per-sensor index yet): about 40 µs per changed
+	// sensor at 1000 sensors, growing with their number.
 	MaxSensors int `yaml:"max_sensors"`
 }
 
@@ -51,5 +54,5 @@ func (h *HomeAssistantConfig) validate(s section, _ *Config) {
 		s.add("node_name", "longer than 128 bytes")
 	}
 	durationRange(s, "publish_interval", h.PublishInterval, 100*time.Millisecond, time.Hour)
-	s.inRange("max_sensors", int64(h.MaxSensors), 1, 100_000)
+	s.inRange("max_sensors", int64(h.MaxSensors), 1, 10_000)
 }

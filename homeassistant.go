@@ -64,6 +64,9 @@ type haPublisher struct {
 	m       haMetrics
 
 	birth chan struct{} // Home Assistant said online (cap 1)
+	// drain, if set, waits until the broker has written the messages it
+	// queued (the offline availability before the broker closes).
+	drain func()
 
 	// Owned by the run goroutine.
 	sensors  map[string]*haSensor // by sensor id
@@ -166,6 +169,9 @@ func (p *haPublisher) run(ctx context.Context) error {
 	defer func() {
 		if err := p.publish(p.availabilityTopic(), []byte(haOffline)); err == nil {
 			p.m.messages.WithLabelValues("availability").Inc()
+			if p.drain != nil {
+				p.drain()
+			}
 		}
 	}()
 	if err := p.send(ctx, "availability", p.availabilityTopic(), []byte(haOnline)); err != nil {
@@ -451,8 +457,32 @@ func (n *Node) startHomeAssistant(ctx context.Context) error {
 	if err := n.broker.Handle(hc.DiscoveryPrefix+"/status", p, broker.HandlerOptions{Name: "homeassistant", QueueSize: 16}); err != nil {
 		return fmt.Errorf("ferrite: homeassistant: %w", err)
 	}
+	p.drain = func() { drainBroker(n.broker) }
 	n.goBG(ctx, "homeassistant", p.run)
 	return nil
+}
+
+// drainBroker waits, at most 300 ms, until the broker has stopped writing
+// messages to clients for 20 ms after having written at least one (or for
+// 100 ms if it writes none: nobody subscribed). mochi's Server.Close
+// disconnects clients without flushing their outbound queues, so a message
+// published just before the broker closes is otherwise often lost.
+func drainBroker(b *broker.Broker) {
+	const tick = 5 * time.Millisecond
+	start := time.Now()
+	first := b.Stats().MessagesSent
+	last, quiet := first, time.Duration(0)
+	for time.Since(start) < 300*time.Millisecond {
+		time.Sleep(tick) // a bounded grace period at shutdown, like paho's Disconnect(quiesce)
+		if s := b.Stats().MessagesSent; s != last {
+			last, quiet = s, 0
+			continue
+		}
+		quiet += tick
+		if (last != first && quiet >= 20*time.Millisecond) || quiet >= 100*time.Millisecond {
+			return
+		}
+	}
 }
 
 // nodeHASource reads the node's subsystems for the publisher.

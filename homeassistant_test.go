@@ -156,7 +156,7 @@ func publish(t *testing.T, c pahov3.Client, topic, payload string) {
 
 // startTestNode starts a node with yaml (listeners on 127.0.0.1:0, no
 // HTTP, a temporary data dir) and closes it at the end of the test.
-func startTestNode(t *testing.T, yaml string) *Node {
+func startTestNode(t testing.TB, yaml string) *Node {
 	t.Helper()
 	cfg, err := ParseConfig([]byte(`
 broker: {listen: "127.0.0.1:0"}
