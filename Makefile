@@ -12,10 +12,12 @@ LDFLAGS  := -X github.com/ferrite-edge/ferrite.Version=$(VERSION)
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ferrite ./cmd/ferrite
 
-## test: go vet, then every test with the race detector (what CI runs)
+## test: go vet, then every test with the race detector (what CI runs),
+## then the memory-pressure test without it (the race detector pins RSS)
 test:
 	$(GO) vet $(PKGS)
 	$(GO) test -race $(PKGS)
+	$(GO) test -run 'TestMemoryPressureLevels' ./test/
 
 ## race: the test suite with the race detector, uncached
 race:

@@ -75,12 +75,24 @@ edge:
 		t.Errorf("QoS 1 reading at critical memory: ack %+v, err %v; want reason code 0x97", ack, err)
 	}
 	// Clearing the retained messages frees the memory: the node goes back
-	// to Normal by itself and accepts writes again.
+	// to Normal by itself and accepts writes again. Under the race detector
+	// the process keeps its shadow memory, so RSS cannot come back down:
+	// make test runs this test once more without it.
+	if e2e.Race() {
+		t.Log("race build: recovery is checked by the non-race run of make test")
+		return
+	}
 	for i := range n {
 		if _, err := pub.Publish(context.Background(), &paho.Publish{Topic: fmt.Sprintf("fill/%d", i), QoS: 1, Retain: true}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	defer func() {
+		if t.Failed() {
+			raw, _ := cm.Try(t, "EDGE.RESOURCES")
+			t.Logf("EDGE.RESOURCES: %s", raw)
+		}
+	}()
 	e2e.Eventually(t, "back to normal", func() bool { return level() == "normal" })
 	cm.Do(t, "SET", "k", "accepted")
 }

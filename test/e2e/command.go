@@ -130,3 +130,7 @@ func FreeAddr(t testing.TB) string {
 	defer l.Close()
 	return l.Addr().String()
 }
+
+// Race reports whether the tests (and so the binary under test) are built
+// with the race detector, which inflates and pins a process's RSS.
+func Race() bool { return raceEnabled }
