@@ -16,6 +16,7 @@ import (
 	"github.com/ferrite-edge/ferrite/broker"
 	"github.com/ferrite-edge/ferrite/crdt"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 )
 
 // Hub data for cloud subscribers (docs/CLOUD.md).
@@ -198,7 +199,9 @@ type hubData struct {
 
 	mu      sync.Mutex
 	pending map[string]struct{}
-	wake    chan struct{} // cap 1: keys added, or the link came back
+	wake    chan struct{} // cap 1: keys added
+	linkUp  chan struct{} // cap 1: the broker link (re)connected
+	failLog rate.Sometimes
 
 	latest map[string]int64 // topic → end of its retained bucket (run goroutine)
 }
@@ -215,6 +218,8 @@ func newHubData(prefix string, read func(context.Context, string) (crdt.Partial,
 		prefix: prefix, read: read, out: out, log: log, now: time.Now,
 		pending: make(map[string]struct{}),
 		wake:    make(chan struct{}, 1),
+		linkUp:  make(chan struct{}, 1),
+		failLog: rate.Sometimes{First: 1, Interval: 30 * time.Second},
 		latest:  make(map[string]int64),
 	}
 	h.m = hubDataMetrics{
@@ -274,12 +279,21 @@ func (h *hubData) OnApplied(keys []string) {
 	}
 }
 
-// kick wakes run (new keys, or the broker link is back).
+// kick wakes run: new keys.
 func (h *hubData) kick() {
 	select {
 	case h.wake <- struct{}{}:
 	default:
 	}
+}
+
+// connected wakes run after a failure: the broker link is back.
+func (h *hubData) connected() {
+	select {
+	case h.linkUp <- struct{}{}:
+	default:
+	}
+	h.kick()
 }
 
 // take removes and returns every pending key, sorted (so that the buckets
@@ -327,9 +341,10 @@ func (h *hubData) run(ctx context.Context) error {
 				continue
 			}
 			h.m.failures.Inc()
-			h.log.Warn("cloud data not published; retrying", "error", err, "retry_in", wait)
+			h.failLog.Do(func() { h.log.Warn("cloud data not published; retrying", "error", err, "retry_in", wait) })
 			select {
 			case <-time.After(wait):
+			case <-h.linkUp:
 			case <-ctx.Done():
 			}
 			wait = min(2*wait, maxWait)

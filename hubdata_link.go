@@ -111,7 +111,7 @@ func (n *Node) republishBuckets(ctx context.Context, prefix string) (func(keys [
 		return nil, err
 	}
 	if u := n.cfg.Hub.BrokerURL; u != "" {
-		pd, err := newPahoData(n, u, h.kick)
+		pd, err := newPahoData(n, u, h.connected)
 		if err != nil {
 			return nil, err
 		}

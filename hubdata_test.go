@@ -2,6 +2,10 @@ package ferrite
 
 import (
 	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 
 	"encoding/json"
 	pahov3 "github.com/eclipse/paho.mqtt.golang"
@@ -185,5 +189,108 @@ func TestHubDataRetainsTheLatestBucket(t *testing.T) {
 	live.wait(t, 5, "the 11:00 minute", onLive)
 	if bm := dashboard("dashboard-2"); bm.Key != m61 || bm.Avg != 7 {
 		t.Fatalf("retained %+v, want %s", bm, m61)
+	}
+}
+
+// With an external broker that is down, bucket updates stay pending and
+// are published once it comes up (paho reconnects; the publisher retries).
+func TestHubDataWaitsForTheExternalBroker(t *testing.T) {
+	if _, err := exec.LookPath("mosquitto"); err != nil {
+		t.Skip("mosquitto not on PATH")
+	}
+	n := startTestNode(t, "node_id: hub-2\nhomeassistant: {enabled: false}\nsync: {backoff_min: 50ms, backoff_max: 200ms}\n")
+	ctx := context.Background()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	reg := prometheus.NewRegistry()
+	h, err := newHubData("ferrite/data", n.Store().Aggregate, nil, quietLogger(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pd, err := newPahoData(n, "mqtt://"+addr, h.connected)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pd.close()
+	h.out = pd
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() { done <- h.run(rctx) }()
+	defer func() { cancel(); <-done }()
+
+	key := ingest.BucketKey("edge-7", "t", time.Minute, time.Date(2024, 2, 19, 10, 0, 0, 0, time.UTC))
+	if err := n.Store().AggregateMerge(ctx, key, crdt.Partial{Count: 1, Sum: 4, Min: 4, Max: 4, FirstTS: 1, LastTS: 1}); err != nil {
+		t.Fatal(err)
+	}
+	h.OnApplied([]string{key})
+	gauge := func(name string) float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == name {
+				m := mf.GetMetric()[0]
+				return m.GetGauge().GetValue() + m.GetCounter().GetValue()
+			}
+		}
+		return 0
+	}
+	// A failed attempt, and the key held (it is taken out only while an
+	// attempt runs).
+	deadline := time.Now().Add(10 * time.Second)
+	for gauge("ferrite_hub_data_publish_failures_total") == 0 || gauge("ferrite_hub_data_pending") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("while the broker is down: failures %v, pending %v",
+				gauge("ferrite_hub_data_publish_failures_total"), gauge("ferrite_hub_data_pending"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
+	_, port, _ := net.SplitHostPort(addr)
+	if err := os.WriteFile(conf, []byte("listener "+port+" 127.0.0.1\nallow_anonymous true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mosq := exec.Command("mosquitto", "-c", conf)
+	if err := mosq.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = mosq.Process.Kill(); _ = mosq.Wait() })
+	// The retained message is there once published: a subscriber that
+	// connects whenever sees it.
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		c := pahov3.NewClient(pahov3.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("cloud"))
+		if tok := c.Connect(); tok.WaitTimeout(time.Second) && tok.Error() == nil {
+			got := make(chan []byte, 1)
+			c.Subscribe("ferrite/data/#", 1, func(_ pahov3.Client, m pahov3.Message) {
+				select {
+				case got <- m.Payload():
+				default:
+				}
+			})
+			select {
+			case b := <-got:
+				c.Disconnect(0)
+				var bm BucketMessage
+				if err := json.Unmarshal(b, &bm); err != nil || bm.Key != key || bm.Sum != 4 {
+					t.Fatalf("message %s (%v)", b, err)
+				}
+				if p := gauge("ferrite_hub_data_pending"); p != 0 {
+					t.Errorf("pending %v after publishing", p)
+				}
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			c.Disconnect(0)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("bucket not published after the broker came up")
+		}
 	}
 }
