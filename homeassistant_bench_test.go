@@ -94,3 +94,34 @@ func FuzzSlugifyClassify(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkHubDataFlush is the hub's cloud output for 1000 changed buckets:
+// the store read of each merged value, the JSON and the embedded broker's
+// publish (retained), as after an edge's batch.
+func BenchmarkHubDataFlush(b *testing.B) {
+	const buckets = 1000
+	n := startTestNode(b, "node_id: bench-hub\nhomeassistant: {enabled: false}\n")
+	ctx := context.Background()
+	start := time.Date(2024, 2, 19, 10, 0, 0, 0, time.UTC)
+	keys := make([]string, buckets)
+	for i := range keys {
+		keys[i] = ingest.BucketKey("edge-1", fmt.Sprintf("s-%d", i%50), time.Minute, start.Add(time.Duration(i/50)*time.Minute))
+		p := crdt.Partial{Count: 60, Sum: 1344, Min: 21.9, Max: 22.8, FirstTS: start.UnixMilli(), LastTS: start.UnixMilli() + 59_000}
+		if err := n.Store().AggregateMerge(ctx, keys[i], p); err != nil {
+			b.Fatal(err)
+		}
+	}
+	h, err := newHubData("ferrite/data", n.Store().Aggregate, brokerData{n.Broker()}, quietLogger(), prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		h.OnApplied(keys)
+		if err := h.flush(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*buckets), "ns/bucket")
+}
