@@ -191,6 +191,8 @@ func (s *Store) background() {
 	// far past the limit between two samples (Metrics costs microseconds).
 	usage := time.NewTicker(diskUsageInterval)
 	defer usage.Stop()
+	registry := time.NewTicker(time.Second)
+	defer registry.Stop()
 	for {
 		select {
 		case <-s.stop:
@@ -209,6 +211,8 @@ func (s *Store) background() {
 			})
 		case <-usage.C:
 			s.withDB(s.refreshDiskUsage)
+		case <-registry.C:
+			s.withDB(s.persistSensors)
 		}
 	}
 }

@@ -384,3 +384,37 @@ func TestCrashCloneDetectsLoss(t *testing.T) {
 		t.Fatal("no acknowledged write was lost under durability none: the crash clone does not drop unsynced data")
 	}
 }
+
+// The sensor registry record is written lazily; a crash must not lose an
+// acknowledged reading nor let a later one overwrite it.
+func TestCrashCloneReadingsSurviveLazyRegistry(t *testing.T) {
+	ctx := context.Background()
+	fs := vfs.NewCrashableMem()
+	o := crashOptions("/data/node-1", 0)
+	o.FS = fs
+	o.Durability = DurabilityAlways
+	o.MaxReadingsPerSensor = 40 // slack 5: the ring is trimmed too
+	s, err := Open(ctx, o)
+	check(t, err)
+	for i := range 60 {
+		check(t, s.AppendReadings(ctx, []Reading{{Sensor: "t", TS: int64(i), Value: float64(i)}}))
+	}
+	crashed := fs.CrashClone(vfs.CrashCloneCfg{}) // exactly what was synced
+	check(t, s.Close())
+	o.FS = crashed
+	s, err = Open(ctx, o)
+	check(t, err)
+	defer s.Close()
+	got := must[[]Reading](t)(s.Readings(ctx, "t", 0, 0))
+	if len(got) != 40 || got[0].TS != 20 || got[39].TS != 59 {
+		t.Fatalf("after the crash: %d readings, %v .. %v", len(got), got[0], got[len(got)-1])
+	}
+	if info := s.Sensors(); info[0].Total != 60 || info[0].LastTS != 59 || info[0].Count != 40 {
+		t.Fatalf("registry after the crash: %+v", info[0])
+	}
+	check(t, s.AppendReadings(ctx, []Reading{{Sensor: "t", TS: 60, Value: 60}}))
+	got = must[[]Reading](t)(s.Readings(ctx, "t", 0, 0))
+	if len(got) != 40 || got[0].TS != 21 || got[39].TS != 60 {
+		t.Fatalf("append after the crash: %d readings, %v .. %v", len(got), got[0], got[len(got)-1])
+	}
+}

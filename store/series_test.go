@@ -44,6 +44,48 @@ func TestSeriesRing(t *testing.T) {
 	}
 }
 
+// The ring is trimmed lazily with range deletions; the readings past its
+// size are invisible at once and physically gone after a slack's worth.
+func TestSeriesRingLazyTrim(t *testing.T) {
+	ctx := context.Background()
+	o := testOptions(t.TempDir())
+	o.MaxReadingsPerSensor = 16 // slack 2
+	s := openWith(t, o)
+	physical := func() int {
+		it, err := s.db.NewIter(nil)
+		check(t, err)
+		defer it.Close()
+		n := 0
+		prefix := seriesPrefix("t")
+		for it.SeekGE(prefix); it.Valid() && len(it.Key()) == len(prefix)+8 && string(it.Key()[:len(prefix)]) == string(prefix); it.Next() {
+			n++
+		}
+		return n
+	}
+	for i := range 100 {
+		check(t, s.AppendReadings(ctx, []Reading{{Sensor: "t", TS: int64(i), Value: float64(i)}}))
+		got := must[[]Reading](t)(s.Readings(ctx, "t", 0, 0))
+		want := min(i+1, 16)
+		if len(got) != want || got[len(got)-1].TS != int64(i) || got[0].TS != int64(i+1-want) {
+			t.Fatalf("after %d readings: %d readings from %d", i+1, len(got), got[0].TS)
+		}
+		if n := physical(); n < want || n > 16+2 {
+			t.Fatalf("after %d readings: %d stored, want %d..18", i+1, n, want)
+		}
+	}
+	if info := s.Sensors(); info[0].Count != 16 || info[0].Total != 100 {
+		t.Fatalf("registry %+v", info)
+	}
+	check(t, s.Close())
+	s = openWith(t, o)
+	if got := must[[]Reading](t)(s.Readings(ctx, "t", 0, 0)); len(got) != 16 || got[0].TS != 84 {
+		t.Fatalf("after reopen: %d readings from %d", len(got), got[0].TS)
+	}
+	if info := s.Sensors(); info[0].Count != 16 {
+		t.Fatalf("registry after reopen %+v", info)
+	}
+}
+
 func TestSeriesLimits(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, func(o *Options) { o.MaxSensors = 1 })

@@ -157,6 +157,7 @@ func (s *Store) Close() error {
 		b := s.db.NewBatch()
 		s.putState(b)
 		s.putContext(b)
+		s.flushSensors(b)
 		if err := b.Commit(pebble.Sync); err != nil {
 			errs = append(errs, fmt.Errorf("store: persist metadata: %w", err))
 		}
