@@ -69,7 +69,7 @@ func DefaultLimits() Limits {
 		MaxClients:        1000,
 		ReceiveMaximum:    256,
 		MaxInflight:       1024,
-		MaxQueuedMessages: 1024,
+		MaxQueuedMessages: 8192,
 		SessionExpiry:     24 * time.Hour,
 		MessageExpiry:     24 * time.Hour,
 		TopicAliasMaximum: 64,
