@@ -17,6 +17,7 @@ type connMeta struct {
 	tls      *tls.ConnectionState // nil for plain TCP / ws
 	identity string               // set when the certificate's CN became the user name
 	limiter  *rate.Limiter        // nil when publishes are not rate limited
+	ids      idRemap              // see packetid.go
 }
 
 func (b *Broker) newConnMeta(state *tls.ConnectionState) *connMeta {

@@ -20,6 +20,7 @@ var hookEvents = []byte{
 	mqtt.OnACLCheck,
 	mqtt.OnConnect,
 	mqtt.OnPacketEncode,
+	mqtt.OnPacketRead,
 	mqtt.OnPublish,
 	mqtt.OnWill,
 }
@@ -113,12 +114,23 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 // successful MQTT 5 CONNACK: mochi enforces both but never announces them, so
 // a v5 client would otherwise assume no topic aliases and no size limit.
 func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if t := pk.FixedHeader.Type; t == packets.Suback || t == packets.Unsuback {
+		restoreOutbound(cl, &pk)
+	}
 	if pk.FixedHeader.Type == packets.Connack && pk.ReasonCode < minimumFailureReasonCode &&
 		cl.Properties.ProtocolVersion == 5 {
 		pk.Properties.MaximumPacketSize = h.b.opts.Limits.MaxPacketSize
 		pk.Properties.TopicAliasMaximum = h.b.opts.Limits.TopicAliasMaximum
 	}
 	return pk
+}
+
+// OnPacketRead works around mochi's shared packet id table (packetid.go).
+func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if t := pk.FixedHeader.Type; t == packets.Subscribe || t == packets.Unsubscribe {
+		h.b.remapInbound(cl, &pk)
+	}
+	return pk, nil
 }
 
 // OnPublish routes commands to the router and messages to the handlers.

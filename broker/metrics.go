@@ -18,6 +18,7 @@ type metrics struct {
 	tlsFailures     *prometheus.CounterVec // listener
 	rateLimited     *prometheus.CounterVec // action
 	handlerMessages *prometheus.CounterVec // handler, outcome
+	packetIDRemaps  prometheus.Counter
 
 	commands        *prometheus.CounterVec   // command, outcome
 	commandDuration *prometheus.HistogramVec // command
@@ -53,6 +54,10 @@ func newMetrics(reg prometheus.Registerer, info *system.Info) (*metrics, error) 
 			Name: "ferrite_broker_handler_messages_total",
 			Help: "Messages dispatched to registered handlers, by handler and outcome (delivered, dropped, rejected).",
 		}, []string{"handler", "outcome"}),
+		packetIDRemaps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ferrite_broker_packet_id_remaps_total",
+			Help: "SUBSCRIBE/UNSUBSCRIBE packets whose id collided with one of the broker's in-flight publishes to that client and was remapped (a mochi workaround; see broker/packetid.go).",
+		}),
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ferrite_commands_total",
 			Help: "Commands received on $ferrite/cmd, by command and outcome (ok, error, unknown, busy, bad_request, denied).",
@@ -83,7 +88,7 @@ func newMetrics(reg prometheus.Registerer, info *system.Info) (*metrics, error) 
 	}
 	cs := []prometheus.Collector{
 		m.packetsRejected, m.panics, m.connRefused, m.connectRefused, m.tlsFailures, m.rateLimited,
-		m.handlerMessages, m.commands, m.commandDuration,
+		m.handlerMessages, m.packetIDRemaps, m.commands, m.commandDuration,
 		gauge("ferrite_broker_clients_connected", "MQTT clients currently connected.", &info.ClientsConnected),
 		gauge("ferrite_broker_subscriptions", "Active subscriptions.", &info.Subscriptions),
 		gauge("ferrite_broker_retained_messages", "Retained messages held.", &info.Retained),
