@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 
@@ -139,9 +138,8 @@ func (c *Config) Warnings() []string {
 	return w
 }
 
-// Resolve fills values derived from others: NodeID from the host name,
-// Edge.QueuePath from DataDir. LoadConfig calls it; call it after building
-// a Config in code.
+// Resolve fills values derived from others (NodeID from the host name).
+// LoadConfig calls it; call it after building a Config in code.
 func (c *Config) Resolve() error {
 	if c.NodeID == "" {
 		h, err := os.Hostname()
@@ -149,9 +147,6 @@ func (c *Config) Resolve() error {
 			return fmt.Errorf("no node_id and no host name: %w", err)
 		}
 		c.NodeID = h
-	}
-	if c.Edge.QueuePath == "" {
-		c.Edge.QueuePath = filepath.Join(c.DataDir, "queue")
 	}
 	return nil
 }

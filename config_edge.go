@@ -84,10 +84,14 @@ type ConflictRule struct {
 type EdgeConfig struct {
 	// HubURL is the hub's broker: mqtt://host:1883 or mqtts://host:8883
 	// (empty: no hub, the node runs standalone).
-	HubURL             string         `yaml:"hub_url"`
-	SyncInterval       Duration       `yaml:"sync_interval"`
-	SyncPolicy         string         `yaml:"sync_policy"`
-	OfflineQueueSize   int64          `yaml:"offline_queue_size"`
+	HubURL           string   `yaml:"hub_url"`
+	SyncInterval     Duration `yaml:"sync_interval"`
+	SyncPolicy       string   `yaml:"sync_policy"`
+	OfflineQueueSize int64    `yaml:"offline_queue_size"`
+	// QueuePath is the directory of the store's write-ahead log, where
+	// every change (and so the offline queue) is first made durable; it
+	// may be another device. Default: inside <data_dir>/store. It may be
+	// changed between restarts: the old directory is recovered from.
 	QueuePath          string         `yaml:"queue_path"`
 	ConflictResolution string         `yaml:"conflict_resolution"`
 	ConflictRules      []ConflictRule `yaml:"conflict_rules"`

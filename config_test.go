@@ -36,7 +36,7 @@ func TestConfigDefaults(t *testing.T) {
 		c.HTTP.Listen != ":8080" || c.Store.Durability != "always" || c.Edge.Preset != "standard" ||
 		c.Edge.SyncPolicy != SyncOpportunistic || c.Edge.OfflineQueueSize != 10000 ||
 		c.Edge.SyncInterval.D() != 30*time.Second || c.Edge.Strategy() != StrategyCrdtMerge ||
-		c.Edge.QueuePath != filepath.Join("data", "queue") {
+		c.Edge.QueuePath != "" {
 		t.Fatalf("defaults: %+v", c)
 	}
 	if err := c.Validate(); err != nil {
@@ -83,7 +83,7 @@ edge:
 		t.Fatalf("limits %+v", c.Broker.Limits)
 	}
 	if c.Edge.SyncInterval.D() != 90*time.Second || c.Edge.Strategy() != StrategyLWW ||
-		c.Edge.QueuePath != "/var/lib/ferrite/queue" {
+		c.Edge.QueuePath != "" {
 		t.Fatalf("edge %+v", c.Edge)
 	}
 	want := []ConflictRule{{"counters:", StrategyCrdtMerge}, {"config:", StrategyCloudWins}}

@@ -106,7 +106,7 @@ func (n *Node) registerCommands() error {
 	return n.broker.Router().Register(broker.Command{
 		Name:     "EDGE.STATUS",
 		ReadOnly: true,
-		Help:     "— node id, mode, version, uptime, broker clients and message counts (and sync state once the syncer runs)",
+		Help:     "— node id, mode, version, uptime, broker clients and message counts and, on an edge, the sync state (sync_status, pending_ops, last_sync, hub_connected, rtt)",
 		Func: func(ctx context.Context, _ *broker.Request) (any, error) {
 			return n.Status(ctx), nil
 		},

@@ -30,6 +30,7 @@ func (n *Node) storeOptions() (store.Options, error) {
 		NodeID:               cfg.NodeID,
 		Role:                 role,
 		Dir:                  cfg.DataDir,
+		WALDir:               cfg.Edge.QueuePath,
 		Durability:           dur,
 		SyncInterval:         cfg.Store.DurabilityInterval.D(),
 		MemoryLimit:          int64(lim.MemoryLimit),

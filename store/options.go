@@ -102,6 +102,12 @@ type Options struct {
 	// vfs.NewCrashableMem.
 	FS vfs.FS
 
+	// WALDir is where Pebble's write-ahead log lives (default: inside
+	// Dir/store). Every write, and so every op of the offline queue, is made
+	// durable there first; it may be another device. It can change between
+	// opens: the previous directory is remembered and recovered from.
+	WALDir string
+
 	// Durability is the fsync policy of local writes. Remote applies and
 	// metadata changes are always fsynced.
 	Durability Durability

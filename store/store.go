@@ -121,11 +121,17 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	// new data directory whose entry is not durable in its parent loses
 	// every synced write in it on power loss.
 	path := opts.FS.PathJoin(opts.Dir, "store")
-	db, err := pebble.Open(path, pebbleOptions(&s.opts, &s.inflight))
+	po := pebbleOptions(&s.opts, &s.inflight)
+	walDirs(opts.FS, path, opts.WALDir, po)
+	db, err := pebble.Open(path, po)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	s.db = db
+	if err := recordWALDir(opts.FS, path, opts.WALDir); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("store: record the WAL directory: %w", err)
+	}
 	if err := s.recover(); err != nil {
 		_ = db.Close()
 		return nil, err
