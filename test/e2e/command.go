@@ -35,20 +35,7 @@ func NewCommander(t testing.TB, addr string) *Commander {
 	recv := make(chan *paho.Publish, 64)
 	cm.c = V5Client(t, addr, id, recv)
 	V5Subscribe(t, cm.c, cm.reply, 1)
-	go func() {
-		for m := range recv {
-			if m.Properties == nil {
-				continue
-			}
-			cm.mu.Lock()
-			ch := cm.wait[string(m.Properties.CorrelationData)]
-			delete(cm.wait, string(m.Properties.CorrelationData))
-			cm.mu.Unlock()
-			if ch != nil {
-				ch <- m.Payload
-			}
-		}
-	}()
+	go cm.dispatch(recv)
 	t.Cleanup(func() { close(recv) })
 	return cm
 }
