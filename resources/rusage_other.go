@@ -4,7 +4,7 @@ package resources
 
 import "errors"
 
-// processCPUSeconds is not implemented outside Unix: the CPU resource then
+// processCPUSeconds has no source outside Unix (getrusage): the CPU resource then
 // reports no figures (and holds Normal).
 func processCPUSeconds() (float64, error) {
 	return 0, errors.New("resources: process cpu time not supported on this platform")
