@@ -8,7 +8,7 @@ import (
 	"github.com/ferrite-edge/ferrite/resources"
 )
 
-// Sync policies (edge.sync_policy). They take effect when the syncer lands.
+// Sync policies (edge.sync_policy), as the syncer implements them.
 const (
 	SyncImmediate     = "immediate"     // push every change as soon as it is durable
 	SyncPeriodic      = "periodic"      // push every sync_interval
@@ -78,9 +78,9 @@ type ConflictRule struct {
 	Strategy string `yaml:"strategy"`
 }
 
-// EdgeConfig is the edge: section, the feature document's edge keys.
-// The sync keys take effect when the syncer lands, the limits when the store
-// and the resource monitor land.
+// EdgeConfig is the edge: section, the feature document's edge keys: the
+// hub link and sync policy (syncer), the store's limits (preset) and the
+// resource monitor.
 type EdgeConfig struct {
 	// HubURL is the hub's broker: mqtt://host:1883 or mqtts://host:8883
 	// (empty: no hub, the node runs standalone).

@@ -4,7 +4,7 @@ import (
 	"time"
 )
 
-// StoreConfig is the store: section. It takes effect when the store lands.
+// StoreConfig is the store: section.
 type StoreConfig struct {
 	// Durability is when writes are fsynced: always (default: before the
 	// acknowledgement, with group commit), interval, or none.
