@@ -31,6 +31,7 @@ func (n *Node) storeOptions() (store.Options, error) {
 		Role:                 role,
 		Dir:                  cfg.DataDir,
 		WALDir:               cfg.Edge.QueuePath,
+		NoUpstream:           cfg.Mode == ModeEdge && cfg.Edge.HubURL == "",
 		Durability:           dur,
 		SyncInterval:         cfg.Store.DurabilityInterval.D(),
 		MemoryLimit:          int64(lim.MemoryLimit),

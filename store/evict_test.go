@@ -38,6 +38,25 @@ func TestEvictNeverRemovesUnsynced(t *testing.T) {
 	}
 }
 
+// A replica with no upstream (an edge without a hub) has nothing to wait
+// for: its ephemeral keys are evictable at once; durable keys never are.
+func TestEvictWithoutUpstream(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, func(o *Options) { o.NoUpstream = true })
+	for i := range 5 {
+		_, err := s.SetWith(ctx, fmt.Sprint("ttl", i), make([]byte, 100), SetOptions{TTL: time.Hour})
+		check(t, err)
+		check(t, s.Set(ctx, fmt.Sprint("keep", i), make([]byte, 100)))
+	}
+	res := must[EvictResult](t)(s.Evict(ctx, 1<<20))
+	if res.Keys != 5 {
+		t.Fatalf("evicted %+v, want the 5 TTL keys", res)
+	}
+	if n := must[int](t)(s.Exists(ctx, "keep0", "keep4", "ttl0")); n != 2 {
+		t.Fatalf("%d of keep0, keep4, ttl0 exist", n)
+	}
+}
+
 func boolToInt(b bool) int {
 	if b {
 		return 1

@@ -271,5 +271,5 @@ func (s *Store) MarkSynced(ctx context.Context, seq uint64) error {
 
 // isSynced reports whether a change at seq is acknowledged upstream.
 func (s *Store) isSynced(seq uint64) bool {
-	return s.role == crdt.RoleHub || seq <= s.synced.Load()
+	return s.role == crdt.RoleHub || s.opts.NoUpstream || seq <= s.synced.Load()
 }

@@ -102,6 +102,12 @@ type Options struct {
 	// vfs.NewCrashableMem.
 	FS vfs.FS
 
+	// NoUpstream says this replica has no hub to sync with (an edge without
+	// a hub URL): nothing waits for an acknowledgement, so eviction treats
+	// every change as synced, as it does on a hub. Otherwise data the hub
+	// has not acknowledged is never evicted.
+	NoUpstream bool
+
 	// WALDir is where Pebble's write-ahead log lives (default: inside
 	// Dir/store). Every write, and so every op of the offline queue, is made
 	// durable there first; it may be another device. It can change between

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"golang.org/x/time/rate"
 )
 
 // memoryBudget splits Options.MemoryLimit between Pebble and the store.
@@ -69,12 +70,19 @@ func pebbleOptions(o *Options, inflight *atomic.Int64) *pebble.Options {
 		FormatMajorVersion:          pebble.FormatNewest,
 		Logger:                      pebbleLogger{o.Logger.With("sub", "pebble")},
 	}
+	var stalls atomic.Int64
+	logStall := &rate.Sometimes{Interval: 10 * time.Second}
 	el := pebble.EventListener{
 		BackgroundError: func(err error) {
 			o.Logger.Error("pebble background error", "err", err)
 		},
 		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
-			o.Logger.Warn("pebble write stall", "reason", info.Reason)
+			// Under a burst this fires many times a second: log a sample.
+			stalls.Add(1)
+			logStall.Do(func() {
+				o.Logger.Warn("pebble write stall: writes wait for flushes or compactions",
+					"reason", info.Reason, "stalls_since_last_log", stalls.Swap(0))
+			})
 		},
 		DiskSlow: func(info pebble.DiskSlowInfo) {
 			o.Logger.Warn("slow disk", "path", info.Path, "op", info.OpType.String(), "duration", info.Duration)

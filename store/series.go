@@ -471,12 +471,11 @@ func (s *Store) updateSensor(sensor string, create bool, fn func(st *sensorState
 // returns the readings dropped and the bytes freed (estimated from key and
 // value sizes).
 func (s *Store) evictReadings(want int64) (n int, freed int64, err error) {
-	synced := s.synced.Load()
 	s.seriesMu.Lock()
 	defer s.seriesMu.Unlock()
 	ids := make([]string, 0, len(s.sensors))
 	for id, st := range s.sensors {
-		if st.aggSeq <= synced && st.info.AggregatedBefore > 0 && st.first < st.next {
+		if s.isSynced(st.aggSeq) && st.info.AggregatedBefore > 0 && st.first < st.next {
 			ids = append(ids, id)
 		}
 	}
