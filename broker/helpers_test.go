@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,7 +92,7 @@ func v5Client(t testing.TB, addr, id string, recv chan<- *paho.Publish) (*paho.C
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := paho.ClientConfig{Conn: conn, ClientID: id}
+	cfg := paho.ClientConfig{Conn: &lockedConn{Conn: conn}, ClientID: id}
 	if recv != nil {
 		cfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){
 			func(pr paho.PublishReceived) (bool, error) {
@@ -184,4 +185,15 @@ func counterValue(m prometheus.Metric) float64 {
 		return d.Counter.GetValue()
 	}
 	return d.Gauge.GetValue()
+}
+
+// lockedConn makes paho.golang write each packet atomically. paho.golang
+// v0.23.0 writes a packet's fixed header and body as net.Buffers and locks
+// around them only when the connection implements sync.Locker; on a
+// *tls.Conn net.Buffers.WriteTo is several Write calls, so a keepalive
+// PINGREQ written concurrently lands inside a PUBLISH (seen: `32 13 c0 00
+// 00 0d ...`), and the broker rightly closes that connection as malformed.
+type lockedConn struct {
+	net.Conn
+	sync.Mutex
 }

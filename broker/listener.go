@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // Our listeners implement mochi's listeners.Listener so that every accepted
@@ -224,7 +225,7 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 // Close stops accepting, lets mochi disconnect its clients on this listener,
 // then closes whatever connection is still open (clients that never sent
 // CONNECT are unknown to mochi).
-func (l *tcpListener) Close(closeClients listeners.CloseFn) {
+func (l *tcpListener) Close(listeners.CloseFn) {
 	l.mu.Lock()
 	if !l.closed {
 		l.closed = true
@@ -235,7 +236,7 @@ func (l *tcpListener) Close(closeClients listeners.CloseFn) {
 	}
 	l.mu.Unlock()
 	l.serving.Wait()
-	closeClients(l.id)
+	l.b.disconnectListenerClients(l.id)
 	l.conns.closeAll()
 }
 
@@ -341,7 +342,7 @@ func (l *wsListener) handle(w http.ResponseWriter, r *http.Request) {
 	l.b.serveConn(&l.conns, l.id, c, nil, r.TLS, establish)
 }
 
-func (l *wsListener) Close(closeClients listeners.CloseFn) {
+func (l *wsListener) Close(listeners.CloseFn) {
 	l.mu.Lock()
 	first := !l.closed
 	l.closed = true
@@ -351,6 +352,22 @@ func (l *wsListener) Close(closeClients listeners.CloseFn) {
 		_ = l.ln.Close()  // in case Serve never ran
 	}
 	l.serving.Wait()
-	closeClients(l.id)
+	l.b.disconnectListenerClients(l.id)
 	l.conns.closeAll()
+}
+
+// disconnectListenerClients sends "server shutting down" to every client of
+// a listener and closes it: what mochi's close callback does, without its
+// deadlock. mochi v2.7.9's Clients.GetByListener read-locks the client map
+// and calls Len, which read-locks it again; when a client disconnects in
+// between (Clients.Delete queues for the write lock), the second RLock
+// waits behind the writer and the writer behind the first RLock, and
+// Server.Close never returns (seen in TestTLSListenerClientCertificates,
+// about 1 run in 150). GetAll takes the lock once.
+func (b *Broker) disconnectListenerClients(id string) {
+	for _, cl := range b.server.Clients.GetAll() {
+		if cl.Net.Listener == id && !cl.Closed() {
+			_ = b.server.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
 }

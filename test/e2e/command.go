@@ -121,3 +121,14 @@ func FreeAddr(t testing.TB) string {
 // Race reports whether the tests (and so the binary under test) are built
 // with the race detector, which inflates and pins a process's RSS.
 func Race() bool { return raceEnabled }
+
+// lockedConn makes paho.golang write each packet atomically. paho.golang
+// v0.23.0 writes a packet's fixed header and body as net.Buffers and locks
+// around them only when the connection implements sync.Locker; on a
+// *tls.Conn that is several Write calls, so a keepalive PINGREQ written
+// concurrently can land inside a PUBLISH, which the broker rightly closes
+// as malformed.
+type lockedConn struct {
+	net.Conn
+	sync.Mutex
+}

@@ -244,7 +244,7 @@ func V5Client(t testing.TB, addr, id string, recv chan<- *paho.Publish) *paho.Cl
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := paho.ClientConfig{Conn: conn, ClientID: id}
+	cfg := paho.ClientConfig{Conn: &lockedConn{Conn: conn}, ClientID: id}
 	if recv != nil {
 		cfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){
 			func(pr paho.PublishReceived) (bool, error) {

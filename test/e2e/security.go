@@ -38,7 +38,7 @@ func Dial(t testing.TB, addr string, cfg *tls.Config) (net.Conn, error) {
 // accepted) and, when accepted, the client; received publishes go to recv.
 func V5Dial(t testing.TB, conn net.Conn, id, user, pass string, recv chan<- *paho.Publish) (*paho.Client, byte) {
 	t.Helper()
-	cfg := paho.ClientConfig{Conn: conn, ClientID: id}
+	cfg := paho.ClientConfig{Conn: &lockedConn{Conn: conn}, ClientID: id}
 	if recv != nil {
 		cfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){
 			func(pr paho.PublishReceived) (bool, error) { recv <- pr.Packet; return true, nil },
