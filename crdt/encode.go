@@ -35,29 +35,59 @@ const (
 	flagOtherNode = 0x20
 )
 
-// nodeTable interns node ids for one encoding.
-type nodeTable struct{ names []string }
+// nodeTable interns node ids for one encoding. Most values name one or
+// two nodes: the first names live in buf, so encoding them does not
+// allocate (a slice into buf stored in the table itself would make every
+// table escape to the heap, hence the count and the overflow slice).
+type nodeTable struct {
+	buf  [4]string
+	n    int      // names in buf, while more is nil
+	more []string // all names, once buf is full
+}
+
+// list returns the table's names.
+func (t *nodeTable) list() []string {
+	if t.more != nil {
+		return t.more
+	}
+	return t.buf[:t.n]
+}
 
 // add records n. Values name few nodes, usually repeatedly, so a short
 // table is kept free of repeats as it grows.
 func (t *nodeTable) add(n string) {
-	if len(t.names) <= 16 {
-		for _, x := range t.names {
+	names := t.list()
+	if len(names) <= 16 {
+		for _, x := range names {
 			if x == n {
 				return
 			}
 		}
 	}
-	t.names = append(t.names, n)
+	switch {
+	case t.more != nil:
+		t.more = append(t.more, n)
+	case t.n < len(t.buf):
+		t.buf[t.n] = n
+		t.n++
+	default:
+		t.more = append(append(make([]string, 0, 2*len(t.buf)), t.buf[:]...), n)
+	}
 }
 
 func (t *nodeTable) seal() {
-	slices.Sort(t.names)
-	t.names = slices.Compact(t.names)
+	if t.more != nil {
+		slices.Sort(t.more)
+		t.more = slices.Compact(t.more)
+		return
+	}
+	names := t.buf[:t.n]
+	slices.Sort(names)
+	t.n = len(slices.Compact(names))
 }
 
 func (t *nodeTable) index(n string) uint64 {
-	i, _ := slices.BinarySearch(t.names, n)
+	i, _ := slices.BinarySearch(t.list(), n)
 	return uint64(i)
 }
 
@@ -135,8 +165,9 @@ func (d *Delta) AppendBinary(b []byte) []byte {
 }
 
 func (t *nodeTable) appendTable(b []byte) []byte {
-	b = appendUvarint(b, uint64(len(t.names)))
-	for _, n := range t.names {
+	names := t.list()
+	b = appendUvarint(b, uint64(len(names)))
+	for _, n := range names {
 		b = appendString(b, n)
 	}
 	return b

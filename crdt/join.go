@@ -43,7 +43,10 @@ func normalizeDots(ds []Dot) []Dot {
 // l is modified in place and returned; r is only read and never aliased (its
 // elements are copied; their immutable contents are shared).
 func joinDotted[T any](l, r []T, cmp func(a, b *T) int, dotOf func(*T) Dot, lctx, rctx DotSet) []T {
-	var adds []T
+	// Joins usually add an element or two (a register overwrite replaces
+	// one head with one): collect them on the stack.
+	var addBuf [2]T
+	adds := addBuf[:0]
 	w, j := 0, 0
 	for i := range l {
 		for j < len(r) && cmp(&r[j], &l[i]) < 0 {
@@ -76,7 +79,12 @@ func joinDotted[T any](l, r []T, cmp func(a, b *T) int, dotOf func(*T) Dot, lctx
 		return l
 	}
 	if len(l) == 0 {
-		return adds
+		// Reuse l's storage (l is ours to modify), else copy adds off the
+		// stack.
+		if cap(l) >= len(adds) {
+			return append(l, adds...)
+		}
+		return slices.Clone(adds)
 	}
 	// Merge the (sorted) additions in from the back.
 	n := len(l)

@@ -27,6 +27,11 @@ type Mut struct {
 type Delta struct {
 	frag Entry
 	Ctx  []Dot // sorted, unique
+
+	// Storage for a local mutation's first heads and covered dots, so that
+	// building a delta costs one allocation (newBuilder).
+	headBuf [2]Head
+	ctxBuf  [4]Dot
 }
 
 // String formats the delta for debugging.
@@ -174,12 +179,14 @@ func (e *Entry) IncrBy(m Mut, n int64) (*Delta, error) {
 type builder struct {
 	e    *Entry
 	m    Mut
+	d    *Delta // the delta being built: storage for frag and ctx
 	frag Entry
 	ctx  []Dot
 }
 
 func newBuilder(e *Entry, m Mut) builder {
-	return builder{e: e, m: m, ctx: make([]Dot, 0, 4), frag: Entry{heads: LWWRegister{heads: make([]Head, 0, 2)}}}
+	d := new(Delta)
+	return builder{e: e, m: m, d: d, ctx: d.ctxBuf[:0], frag: Entry{heads: LWWRegister{heads: d.headBuf[:0]}}}
 }
 
 func (b *builder) cover(d Dot) { b.ctx = append(b.ctx, d) }
@@ -330,7 +337,8 @@ func (b *builder) finish() *Delta {
 		}
 	}
 	f.heads.heads = sortUnique(f.heads.heads, cmpHead)
-	return &Delta{frag: b.frag, Ctx: normalizeDots(b.ctx)}
+	b.d.frag, b.d.Ctx = b.frag, normalizeDots(b.ctx)
+	return b.d
 }
 
 // normalize sorts a fragment payload's parts and removes duplicates.

@@ -77,33 +77,46 @@ func (s *Store) SetWith(ctx context.Context, key string, value []byte, o SetOpti
 		return false, err
 	}
 	defer s.leave()
-	done := false
-	err := s.write(ctx, &writeReq{key: key, grows: true, creates: true, adds: len(value) + entryOverhead,
-		build: func(w *keyWriter) error {
-			if o.NX || o.XX {
-				exists := w.entry().Kind(w.now) != crdt.KindNone
-				if (o.NX && exists) || (o.XX && !exists) {
-					return nil
-				}
-			}
-			var at int64
-			switch {
-			case o.TTL > 0:
-				var err error
-				if at, err = expireAtFromTTL(w.now, o.TTL); err != nil {
-					return err
-				}
-			case !o.ExpireAt.IsZero():
-				if at = o.ExpireAt.UnixMilli(); at <= 0 {
-					at = 1 // already expired
-				}
-			}
-			done = true
-			return w.mutate(func(e *crdt.Entry, m crdt.Mut) (*crdt.Delta, error) {
-				return e.Set(m, value, o.KeepTTL, at)
-			})
-		}})
-	return done && err == nil, err
+	r := &setReq{value: value, o: o}
+	r.writeReq = writeReq{key: key, grows: true, creates: true, adds: len(value) + entryOverhead, op: r}
+	err := s.write(ctx, &r.writeReq)
+	return r.done && err == nil, err
+}
+
+// setReq is a SET: the hottest write, built without a closure.
+type setReq struct {
+	writeReq
+	value []byte
+	o     SetOptions
+	at    int64 // expiry from o (Unix ms), 0 for none
+	done  bool
+}
+
+func (r *setReq) build(w *keyWriter) error {
+	o := &r.o
+	if o.NX || o.XX {
+		exists := w.entry().Kind(w.now) != crdt.KindNone
+		if (o.NX && exists) || (o.XX && !exists) {
+			return nil
+		}
+	}
+	switch {
+	case o.TTL > 0:
+		var err error
+		if r.at, err = expireAtFromTTL(w.now, o.TTL); err != nil {
+			return err
+		}
+	case !o.ExpireAt.IsZero():
+		if r.at = o.ExpireAt.UnixMilli(); r.at <= 0 {
+			r.at = 1 // already expired
+		}
+	}
+	r.done = true
+	return w.mutate(r.set)
+}
+
+func (r *setReq) set(e *crdt.Entry, m crdt.Mut) (*crdt.Delta, error) {
+	return e.Set(m, r.value, r.o.KeepTTL, r.at)
 }
 
 // entryOverhead bounds the bytes one element adds to an entry beyond its

@@ -33,12 +33,21 @@ type writeReq struct {
 	// build calls w.mutate for each delta. Returning an error after a
 	// mutate still commits the applied deltas (they are valid ops).
 	build func(w *keyWriter) error
+	// op replaces build on hot paths: a request type that embeds writeReq
+	// and implements writeOp costs one allocation, where a closure and
+	// the variables it captures cost several.
+	op writeOp
 	// staleTTL, if set, is a TTL index time for key to drop unless it is
 	// still the entry's expiry (the sweeper's cleanup).
 	staleTTL int64
 
 	err error // result of this request
 	kw  keyWriter
+}
+
+// writeOp builds a request's deltas (see writeReq.build).
+type writeOp interface {
+	build(w *keyWriter) error
 }
 
 // keyWriter is what a writeReq's build sees.
@@ -91,6 +100,7 @@ func (w *keyWriter) mutate(fn func(e *crdt.Entry, m crdt.Mut) (*crdt.Delta, erro
 // pendingWrite is one write call waiting in the queue.
 type pendingWrite struct {
 	reqs     []*writeReq
+	one      [1]*writeReq // reqs of a one-request write
 	wake     chan struct{} // buffered: leadership or completion
 	lead     bool          // set (under qmu) when made leader
 	finished bool          // set by the leader that committed it
@@ -126,7 +136,8 @@ func (s *Store) write(ctx context.Context, reqs ...*writeReq) error {
 	s.inflight.Add(1)
 	defer s.inflight.Add(-1)
 	pw := pendingWrites.Get().(*pendingWrite)
-	pw.reqs = reqs
+	// Copy: the caller's variadic slice then stays on its stack.
+	pw.reqs = append(pw.one[:0], reqs...)
 	defer pw.release()
 	s.qmu.Lock()
 	s.queue = append(s.queue, pw)
@@ -154,8 +165,13 @@ func (s *Store) lead() {
 		nreqs += len(s.queue[n].reqs)
 		n++
 	}
-	group := s.queue[:n:n]
-	s.queue = s.queue[n:]
+	// Take the group out of the queue, keeping the queue's storage for the
+	// next writers (a group copied to the stack costs no allocation).
+	var groupBuf [32]*pendingWrite
+	group := append(groupBuf[:0], s.queue[:n]...)
+	rest := copy(s.queue, s.queue[n:])
+	clear(s.queue[rest:])
+	s.queue = s.queue[:rest]
 	s.qmu.Unlock()
 
 	w, err := s.applyGroup(group, nreqs)
@@ -169,7 +185,6 @@ func (s *Store) lead() {
 		next.wake <- struct{}{}
 	} else {
 		s.leading = false
-		s.queue = nil
 	}
 	s.qmu.Unlock()
 	s.wmu.Unlock()
@@ -270,7 +285,12 @@ func (s *Store) writeKey(b *pebble.Batch, r *writeReq, now int64, loaded map[str
 	kw := &r.kw
 	*kw = keyWriter{s: s, key: r.key, c: c, now: now, strat: s.opts.Resolver.For(r.key)}
 	kw.ops = kw.opsArr[:0]
-	err := r.build(kw)
+	var err error
+	if r.op != nil {
+		err = r.op.build(kw)
+	} else {
+		err = r.build(kw)
+	}
 	if len(kw.ops) == 0 {
 		if r.staleTTL != 0 && r.staleTTL != oldExp {
 			_ = b.Delete(ttlKey(s.keyBuf, r.staleTTL, r.key), nil)
