@@ -100,7 +100,7 @@ func (w *keyWriter) mutate(fn func(e *crdt.Entry, m crdt.Mut) (*crdt.Delta, erro
 // pendingWrite is one write call waiting in the queue.
 type pendingWrite struct {
 	reqs     []*writeReq
-	one      [1]*writeReq // reqs of a one-request write
+	one      [1]*writeReq  // reqs of a one-request write
 	wake     chan struct{} // buffered: leadership or completion
 	lead     bool          // set (under qmu) when made leader
 	finished bool          // set by the leader that committed it
