@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/bits"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -120,3 +121,59 @@ func (w wide) int64() (int64, error) {
 	}
 	return 0, ErrOverflow
 }
+
+// Converting a value into a counter.
+//
+// INCRBY on a string "100" (or HINCRBY on a string field) turns it into a
+// counter starting at 100. Two replicas that do so concurrently each create
+// a counter; the key's value is the sum of the counters of its concurrent
+// heads, so if each counter held the start value as its origin's share,
+// the result would count the 100 twice. Instead the start value is
+// contributed under a base origin that names the converted write (its
+// dot): replicas converting the same write contribute the same base, and
+// counterSum counts each base origin once.
+
+// baseOrigin returns the origin under which the value of write d is
+// contributed when d is converted into a counter. Node ids cannot contain
+// a NUL byte (the config refuses it and MQTT topic names, which carry
+// them, exclude it), so a base origin never collides with a node's share.
+func baseOrigin(d Dot) string {
+	return "\x00" + strconv.FormatUint(d.Counter, 10) + "@" + d.Node
+}
+
+func isBaseOrigin(origin string) bool { return origin != "" && origin[0] == 0 }
+
+// convertedCounter returns the counter created by origin with value base+n,
+// where base is the integer value of write src (nil when nothing is
+// converted: base must be 0). The caller checked that base+n fits.
+func convertedCounter(origin string, src *Dot, base, n int64) PNCounter {
+	if src == nil || base == 0 {
+		return counterFrom(origin, base+n)
+	}
+	b := counterFrom(baseOrigin(*src), base)
+	own := counterFrom(origin, n)
+	b.c = append(b.c, own.c...) // base origins sort first
+	return b
+}
+
+// counterSum sums the counters of concurrent heads, counting each base
+// origin once (see baseOrigin).
+type counterSum struct {
+	acc   wide
+	bases []string
+}
+
+func (s *counterSum) add(c *PNCounter) {
+	for _, x := range c.c {
+		if isBaseOrigin(x.Origin) {
+			if slices.Contains(s.bases, x.Origin) {
+				continue
+			}
+			s.bases = append(s.bases, x.Origin)
+		}
+		s.acc.add(x.P)
+		s.acc.sub(x.N)
+	}
+}
+
+func (s *counterSum) int64() (int64, error) { return s.acc.int64() }

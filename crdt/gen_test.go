@@ -193,7 +193,10 @@ func (c *cluster) exchange() {
 }
 
 func newRand(t testing.TB) (*rand.Rand, uint64) {
-	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
+	seed := *seedFlag
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	t.Logf("seed %d (rerun with -crdt.seed)", seed)
 	return rand.New(rand.NewPCG(seed, seed>>1)), seed
 }

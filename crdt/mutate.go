@@ -169,8 +169,12 @@ func (e *Entry) IncrBy(m Mut, n int64) (*Delta, error) {
 		b.cover(m.Dot)
 		b.payload(c.w.Dot).counter = dc
 	default: // create, or convert a string or whole-value counter
+		var src *Dot
+		if c.kind != KindNone {
+			src = &c.w.Dot
+		}
 		b.overwrite(KindCounter, nil, c.ttl)
-		b.payload(m.Dot).counter = counterFrom(m.Dot.Node, next)
+		b.payload(m.Dot).counter = convertedCounter(m.Dot.Node, src, cur, n)
 	}
 	return b.finish(), nil
 }

@@ -128,6 +128,7 @@ func (e *Entry) hincrMerge(c *current, m Mut, field string, n int64) (*Delta, er
 	f := u.field(field)
 	var cur int64
 	var fw *Head
+	var conv *Dot // the field write converted into a counter
 	if f != nil {
 		k, v, err := f.resolve(m.Strategy)
 		if err != nil {
@@ -139,13 +140,13 @@ func (e *Entry) hincrMerge(c *current, m Mut, field string, n int64) (*Delta, er
 				return nil, ErrNotInteger
 			}
 			cur = x
+			conv = &f.Reg.heads[f.Reg.winner(m.Strategy)].Dot
 		}
 		if w := f.Reg.winner(m.Strategy); w >= 0 && f.Reg.heads[w].Kind == KindCounter && f.Reg.heads[w].carriesElements() {
 			fw = &f.Reg.heads[w]
 		}
 	}
-	next, err := addInt(cur, n)
-	if err != nil {
+	if _, err := addInt(cur, n); err != nil {
 		return nil, err
 	}
 	b := newBuilder(e, m)
@@ -154,7 +155,7 @@ func (e *Entry) hincrMerge(c *current, m Mut, field string, n int64) (*Delta, er
 		b.cover(m.Dot)
 		nf := b.payload(c.w.Dot).hash.fieldAt(field)
 		nf.Reg.heads = append(nf.Reg.heads, Head{Dot: m.Dot, Stamp: m.Stamp, Kind: KindCounter, Value: []byte{}})
-		if ctr := counterFrom(m.Dot.Node, next); len(ctr.c) > 0 {
+		if ctr := convertedCounter(m.Dot.Node, conv, cur, n); len(ctr.c) > 0 {
 			nf.Ctr = append(nf.Ctr, fieldCounter{Head: m.Dot, C: ctr})
 		}
 		return b.finish(), nil

@@ -131,20 +131,17 @@ func (f *mapField) resolve(s Strategy) (Kind, []byte, error) {
 
 // counterValue sums the counters of every head in winner w's incarnation.
 func (f *mapField) counterValue(w *Head) (int64, error) {
-	var acc wide
+	var sum counterSum
 	for i := range f.Reg.heads {
 		h := &f.Reg.heads[i]
 		if !sameIncarnation(w, h) {
 			continue
 		}
 		if c := f.counterOf(h.Dot); c != nil {
-			for _, x := range c.c {
-				acc.add(x.P)
-				acc.sub(x.N)
-			}
+			sum.add(c)
 		}
 	}
-	return acc.int64()
+	return sum.int64()
 }
 
 // Get returns the value of field under s.
@@ -244,6 +241,7 @@ func (m *ORMap) IncrBy(dot Dot, st Stamp, s Strategy, field string, n int64) (OR
 	f := m.field(field)
 	var cur int64
 	var win *Head
+	var src *Dot // the write converted into a counter
 	if f != nil {
 		k, v, err := f.resolve(s)
 		if err != nil {
@@ -255,13 +253,13 @@ func (m *ORMap) IncrBy(dot Dot, st Stamp, s Strategy, field string, n int64) (OR
 				return ORMap{}, nil, ErrNotInteger
 			}
 			cur = x
+			src = &f.Reg.heads[f.Reg.winner(s)].Dot
 		}
 		if w := f.Reg.winner(s); w >= 0 && f.Reg.heads[w].Kind == KindCounter && f.Reg.heads[w].carriesElements() {
 			win = &f.Reg.heads[w]
 		}
 	}
-	next, err := addInt(cur, n)
-	if err != nil {
+	if _, err := addInt(cur, n); err != nil {
 		return ORMap{}, nil, err
 	}
 	if win != nil {
@@ -282,7 +280,7 @@ func (m *ORMap) IncrBy(dot Dot, st Stamp, s Strategy, field string, n int64) (OR
 		return d, []Dot{dot}, nil
 	}
 	d, covers := m.overwrite(dot, st, field, KindCounter, nil)
-	if c := counterFrom(dot.Node, next); len(c.c) > 0 {
+	if c := convertedCounter(dot.Node, src, cur, n); len(c.c) > 0 {
 		df := d.fieldAt(field)
 		df.Ctr = []fieldCounter{{Head: dot, C: c}}
 	}

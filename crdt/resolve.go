@@ -109,14 +109,9 @@ func (e *Entry) incAgg(w *Head) *Aggregate {
 
 // incCounter sums the contributions of w's incarnation.
 func (e *Entry) incCounter(w *Head) (int64, error) {
-	var acc wide
-	e.eachIncPayload(w, func(p *payload) {
-		for _, x := range p.counter.c {
-			acc.add(x.P)
-			acc.sub(x.N)
-		}
-	})
-	return acc.int64()
+	var sum counterSum
+	e.eachIncPayload(w, func(p *payload) { sum.add(&p.counter) })
+	return sum.int64()
 }
 
 // incTTL returns the winning TTL write of w's incarnation under s.
