@@ -131,6 +131,11 @@ func TestNoOpMutationsReturnNil(t *testing.T) {
 			if f == nil {
 				continue
 			}
+			if name == "sadd present" && s.Merges() {
+				// A re-add under CrdtMerge gives the member a new dot, so
+				// that it wins over a concurrent SREM (add-wins).
+				continue
+			}
 			o, err := r.do(t, "k", f)
 			if o != nil || err != nil {
 				t.Errorf("%s/%s: got %v, %v", s, name, o, err)

@@ -39,16 +39,21 @@ func (e *Entry) SAdd(m Mut, members ...string) (*Delta, error) {
 	}
 	b := newBuilder(e, m)
 	if c.merging(&m, KindSet) {
-		u := e.incSet(c.w)
+		// Every member gets the new dot, present or not, and loses the
+		// dots it had: adding a member again is what makes it survive a
+		// concurrent SREM, which removes only the dots it observed
+		// (add-wins).
+		named := make(map[string]bool, len(members))
+		for _, s := range members {
+			named[s] = true
+		}
+		b.remove(func(r *elemRef) bool {
+			return r.class == classMember && named[r.name] && e.inInc(c.w, r.parent)
+		})
 		b.cover(m.Dot)
 		p := b.payload(c.w.Dot)
-		for _, s := range members {
-			if !u.Contains(s) {
-				p.set.e = append(p.set.e, setElem{Member: s, Dot: m.Dot})
-			}
-		}
-		if len(p.set.e) == 0 {
-			return nil, nil
+		for s := range named {
+			p.set.e = append(p.set.e, setElem{Member: s, Dot: m.Dot})
 		}
 		return b.finish(), nil
 	}
