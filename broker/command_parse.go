@@ -70,7 +70,7 @@ func parseJSONCommand(b []byte) ([]string, error) {
 			}
 			args = append(args, s[i:end])
 		default:
-			return nil, fmt.Errorf("%w: element %d: want a string or a number, got %s", ErrSyntax, len(args), truncate(s[i:], 16))
+			return nil, fmt.Errorf("%w: element %d: want a string or a number, got %s", ErrSyntax, len(args), jsonKind(s[i:]))
 		}
 		i = skipJSONSpace(s, end)
 		if i == len(s) {
@@ -293,4 +293,19 @@ func readSingleQuoted(line string, i int, buf []byte) ([]byte, int, error) {
 		}
 	}
 	return nil, i, fmt.Errorf("%w: unbalanced single quotes", ErrSyntax)
+}
+
+// jsonKind names the JSON value at the start of s for an error message.
+func jsonKind(s string) string {
+	switch s[0] {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return fmt.Sprintf("%q", truncate(s, 16))
 }

@@ -404,6 +404,10 @@ func (r *Router) registerBuiltins() {
 			if c == nil {
 				return nil, fmt.Errorf("%w '%s'", ErrUnknownCommand, truncate(req.Args[0], 64))
 			}
+			// Most help texts are a usage line that starts with the name.
+			if u := strings.ToUpper(c.Help); u == c.Name || strings.HasPrefix(u, c.Name+" ") {
+				return c.Help, nil
+			}
 			return c.Name + " " + c.Help, nil
 		},
 	}))

@@ -178,6 +178,23 @@ func TestRouterExecute(t *testing.T) {
 	if cs := res.([]commandInfo); len(cs) != 4 || cs[1].Name != "ECHO" {
 		t.Fatalf("COMMAND: %+v", cs)
 	}
+	// Help texts that are a usage line are shown as they are; others get
+	// the name in front, once.
+	if err := r.Register(Command{Name: "SETX", Help: "SETX key value", Func: func(context.Context, *Request) (any, error) { return nil, nil }}); err != nil {
+		t.Fatal(err)
+	}
+	for cmd, want := range map[string]string{"setx": "SETX key value", "ping": "PING [message] — replies \"PONG\", or message"} {
+		if res, err := r.Execute(ctx, &Request{Name: "HELP", Args: []string{cmd}}); err != nil || res != want {
+			t.Errorf("HELP %s = %q, %v; want %q", cmd, res, err, want)
+		}
+	}
+}
+
+func TestParseCommandErrorNamesTheValue(t *testing.T) {
+	_, err := ParseCommand([]byte(`["HINCRBY","k","f",{"x":1}]`))
+	if err == nil || !strings.HasSuffix(err.Error(), "element 3: want a string or a number, got an object") {
+		t.Fatalf("err = %v", err)
+	}
 }
 
 // request publishes a command as an MQTT 5 client and returns the reply.

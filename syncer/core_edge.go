@@ -390,6 +390,7 @@ func (c *edgeCore) onWelcome(now time.Time, w *Welcome) {
 	}
 	c.phase = edgeActive
 	c.attempts = 0
+	c.lastErr = nil // the link works again: a past failure is no longer the status
 	c.sendCursor, c.sentUpto = c.st.UpAcked, c.st.UpAcked
 	if p := c.cfg.Policy; p == PolicyImmediate || p == PolicyOpportunistic {
 		c.openRound(now, c.durable)

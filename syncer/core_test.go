@@ -152,7 +152,11 @@ func TestEdgeCoreScripts(t *testing.T) {
 
 func edgeCoreState(c *edgeCore) string {
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "phase=%s session=%d attempts=%d retry=%s next=%s\n", c.phase, c.session, c.attempts, rel(c.retryAt), rel(c.NextDeadline()))
+	fmt.Fprintf(&sb, "phase=%s session=%d attempts=%d retry=%s next=%s", c.phase, c.session, c.attempts, rel(c.retryAt), rel(c.NextDeadline()))
+	if c.lastErr != nil {
+		fmt.Fprintf(&sb, " err=%q", c.lastErr)
+	}
+	sb.WriteString("\n")
 	fmt.Fprintf(&sb, "up: acked=%d cursor=%d target=%d round=%v inflight=%d needfull=%v dropped=%d\n",
 		c.st.UpAcked, c.sendCursor, c.target, c.roundOpen, len(c.inflight), c.st.NeedFullUp, c.st.Dropped)
 	fmt.Fprintf(&sb, "down: seq=%d hub=%s inc=%d fullups=%d fulldowns=%d", c.st.DownSeq, c.st.HubID, c.st.HubInc, c.fullUps, c.fullDowns)

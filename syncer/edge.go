@@ -396,8 +396,11 @@ func (r *edgeRun) checkWaiters() {
 }
 
 func (r *edgeRun) failWaiters(err error) {
+	if !errors.Is(err, ErrLinkDown) { // link failures already say so
+		err = fmt.Errorf("%w: %w", ErrLinkDown, err)
+	}
 	for _, w := range r.waiters {
-		r.replies = append(r.replies, syncReply{done: w.done, err: fmt.Errorf("%w: %w", ErrLinkDown, err)})
+		r.replies = append(r.replies, syncReply{done: w.done, err: err})
 	}
 	r.waiters = nil
 }
