@@ -137,6 +137,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 		return ErrRunning
 	}
 	defer m.running.Store(false)
+	m.sampler.restartCPU()
 	m.log.Info("resource monitor started", "sample_interval", m.cfg.SampleInterval,
 		"memory_limit", m.cfg.MemoryLimit, "storage_limit", m.cfg.StorageLimit, "cpu_budget", m.cfg.CPUBudget,
 		"cgroup_version", m.sampler.cgroup.version, "base_sync_interval", m.opts.BaseSyncInterval)

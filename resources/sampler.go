@@ -67,9 +67,16 @@ func newSampler(cfg Config, src sources) *sampler {
 	if src.powerSupplyPath != "" && !cfg.Battery.Disabled {
 		s.power = newPowerSupply(src.powerSupplyPath)
 	}
+	s.restartCPU()
+	return s
+}
+
+// restartCPU starts the CPU window now: the time from construction to the
+// monitor's start is the node's start-up (opening the store, recovering
+// Pebble), which would read as a burst of CPU use.
+func (s *sampler) restartCPU() {
 	s.prevCPU, s.cpuErr = processCPUSeconds()
 	s.prevAt = time.Now()
-	return s
 }
 
 // sample takes one round. Each source failing only marks its own sample.
