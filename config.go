@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 
@@ -96,6 +97,11 @@ func LoadConfig(path string, environ []string) (*Config, error) {
 	var data []byte
 	if path != "" {
 		var err error
+		if ext := strings.ToLower(filepath.Ext(path)); ext == ".toml" || ext == ".ini" {
+			// A quick-start written for another gateway: say what we read
+			// instead of failing on its first line.
+			return nil, fmt.Errorf("config: %s: ferrite reads YAML config files (see configs/edge.yaml), not %s", path, ext[1:])
+		}
 		data, err = os.ReadFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("config: %w", err)

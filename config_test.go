@@ -316,3 +316,14 @@ edge:
 		t.Fatalf("%+v", c.Edge)
 	}
 }
+
+func TestLoadConfigSaysItReadsYAML(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ferrite-edge.toml")
+	if err := os.WriteFile(path, []byte("[server]\nport = 6379\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadConfig(path, nil)
+	if err == nil || !strings.Contains(err.Error(), "ferrite reads YAML config files") {
+		t.Fatalf("err = %v", err)
+	}
+}
