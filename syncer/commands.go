@@ -169,13 +169,45 @@ func (h *Hub) StatusFields() map[string]any {
 			live++
 		}
 	}
+	edges := make([]map[string]any, 0, min(len(s.Edges), statusMaxEdges))
+	for _, e := range s.Edges[:min(len(s.Edges), statusMaxEdges)] {
+		edges = append(edges, edgeStatusFields(e))
+	}
 	return map[string]any{
 		"sync_role":        "hub",
 		"broker_connected": s.Connected,
 		"edges_known":      len(s.Edges),
 		"edges_syncing":    live,
+		"edges":            edges,
+		"edges_truncated":  len(s.Edges) > statusMaxEdges,
 		"log_oldest_seq":   s.LogOldest,
 		"log_last_seq":     s.LogLast,
 		"log_bytes":        s.LogBytes,
 	}
+}
+
+// statusMaxEdges bounds the edges EDGE.STATUS lists on a hub (sorted by
+// node id), so that the reply stays a small MQTT message on a large fleet.
+const statusMaxEdges = 256
+
+func edgeStatusFields(e EdgeStatus) map[string]any {
+	f := map[string]any{
+		"node":            e.Node,
+		"online":          e.Connected,
+		"syncing":         e.Session,
+		"up_acked":        e.UpAcked,
+		"down_acked":      e.DownAcked,
+		"lag_ops":         e.Lag,
+		"need_full_sync":  e.NeedFullSync,
+		"full_syncs_up":   e.FullSyncsUp,
+		"full_syncs_down": e.FullSyncsDown,
+	}
+	if !e.LastSeen.IsZero() {
+		f["last_seen"] = e.LastSeen.UTC().Format(time.RFC3339Nano)
+	}
+	if e.Session {
+		f["rtt_ms"] = float64(e.RTT.Microseconds()) / 1000
+		f["clock_offset_ms"] = e.ClockOffset.Milliseconds()
+	}
+	return f
 }

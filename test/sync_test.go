@@ -151,6 +151,18 @@ func TestSyncTwoEdgesAndHubConverge(t *testing.T) {
 			t.Errorf("%s: %d conflicts recorded on t:shared, want 1", name, n)
 		}
 	}
+	// The hub's EDGE.STATUS lists the edges it serves.
+	var st struct {
+		Edges []struct {
+			Node    string `json:"node"`
+			Syncing bool   `json:"syncing"`
+			Lag     uint64 `json:"lag_ops"`
+		} `json:"edges"`
+	}
+	h.DoInto(t, &st, "EDGE.STATUS")
+	if len(st.Edges) != 2 || st.Edges[0].Node != "edge-a" || st.Edges[1].Node != "edge-b" || !st.Edges[0].Syncing {
+		t.Errorf("hub EDGE.STATUS edges: %+v", st.Edges)
+	}
 	// The hub restarts: nothing is lost, nothing applied twice.
 	hub.Stop(t, syscall.SIGTERM, e2e.Timeout)
 	a.Do(t, "HINCRBY", "t:revenue", "day", "1")
