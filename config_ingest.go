@@ -43,7 +43,10 @@ type IngestConfig struct {
 
 func (ic *IngestConfig) defaults() {
 	*ic = IngestConfig{
-		Enabled:              true,
+		Enabled: true,
+		// Filled in, not left nil, so that the effective configuration
+		// (--check-config) shows them and reads back the same.
+		Rules:                ingest.DefaultRules(),
 		BucketWidths:         []Duration{Duration(time.Minute)},
 		AllowedLateness:      Duration(10 * time.Second),
 		MaxPendingBuckets:    10_000,

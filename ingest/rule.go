@@ -67,7 +67,8 @@ type Rule struct {
 	Unit string `yaml:"unit" json:"unit"`
 }
 
-// DefaultRules returns the shipped rules (configs/edge.yaml lists the same):
+// DefaultRules returns the shipped rules (the default of the config's
+// ingest.rules; --check-config prints them):
 //
 //	sensors/{id}                  auto        → {id}
 //	senml/#                       senml       → {field}   (SenML resolved name)
