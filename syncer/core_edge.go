@@ -107,6 +107,7 @@ type edgeCore struct {
 	// observations, for Status
 	lastErr    error
 	rtt        time.Duration
+	rttSamples uint64 // rtt measurements so far (the run loop feeds a histogram)
 	reconnects uint64
 	fullUps    uint64
 	fullDowns  uint64
@@ -354,6 +355,7 @@ func (c *edgeCore) onWelcome(now time.Time, w *Welcome) {
 	}
 	if c.hellos == 1 {
 		c.rtt = now.Sub(c.helloAt)
+		c.rttSamples++
 		c.hubOffset = time.Duration(w.Clock-c.link.Clock)*time.Millisecond - c.rtt/2
 	}
 	c.silent = false
@@ -488,6 +490,7 @@ func (c *edgeCore) onAck(now time.Time, a *Ack) {
 		c.inflight, sent = dropAcked(c.inflight, a.Cursor)
 		if !sent.IsZero() {
 			c.rtt = now.Sub(sent)
+			c.rttSamples++
 		}
 		c.advanceUpAcked(a.Cursor)
 		c.rewound = false

@@ -86,6 +86,7 @@ type hubEdge struct {
 
 	clockOffset time.Duration
 	rtt         time.Duration
+	rttSamples  uint64 // rtt measurements so far (the run loop feeds a histogram)
 	fullDowns   uint64
 	fullUps     uint64
 }
@@ -394,6 +395,7 @@ func (e *hubEdge) onAck(now time.Time, a *Ack) {
 		e.inflight, sent = dropAcked(e.inflight, a.Cursor)
 		if !sent.IsZero() {
 			e.rtt = now.Sub(sent)
+			e.rttSamples++
 		}
 		e.rec.DownCursor = a.Cursor
 		e.rewound = false

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ferrite-edge/ferrite/crdt"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // hubAndEdges starts a hub replica and two edge replicas on b.
@@ -100,4 +101,38 @@ func TestConvergeMochi(t *testing.T) {
 // broker.
 func TestConvergeMosquitto(t *testing.T) {
 	testConvergence(t, startMosquitto(t))
+}
+
+// TestSyncRTTHistogram: an acknowledged batch feeds ferrite_sync_rtt_seconds
+// on the edge and on the hub.
+func TestSyncRTTHistogram(t *testing.T) {
+	br := startMochi(t)
+	res := crdt.Resolver{Default: crdt.CrdtMerge}
+	hubReg, edgeReg := prometheus.NewRegistry(), prometheus.NewRegistry()
+	hub := newReplica(t, "hub", crdt.RoleHub, res)
+	hub.startHub(br.url, func(o *HubOptions) { o.Registerer = hubReg })
+	e := newReplica(t, "edge-1", crdt.RoleEdge, res)
+	e.startEdge(br.url, func(o *EdgeOptions) { o.Registerer = edgeReg })
+	ctx := context.Background()
+	check(t, e.st.Set(ctx, "k", []byte("v")))
+	check(t, e.edge.SyncNow(ctx))
+	rttCount := func(reg *prometheus.Registry) uint64 {
+		mfs, err := reg.Gather()
+		check(t, err)
+		for _, mf := range mfs {
+			if mf.GetName() == "ferrite_sync_rtt_seconds" {
+				return mf.GetMetric()[0].GetHistogram().GetSampleCount()
+			}
+		}
+		return 0
+	}
+	if n := rttCount(edgeReg); n == 0 {
+		t.Error("edge: no RTT observed after an acknowledged sync")
+	}
+	// The hub measures the RTT of what it sends down: another edge's write.
+	e2 := newReplica(t, "edge-2", crdt.RoleEdge, res)
+	e2.startEdge(br.url)
+	check(t, e2.st.Set(ctx, "k2", []byte("v")))
+	check(t, e2.edge.SyncNow(ctx))
+	waitFor(t, 10*time.Second, func() (bool, string) { return rttCount(hubReg) > 0, "hub RTT observed" })
 }

@@ -148,6 +148,7 @@ type edgeRun struct {
 	stage    stager
 	waiters  []syncWaiter
 	replies  []syncReply // answered after the status they imply is published
+	rttSeen  uint64      // core.rttSamples already fed to the RTT histogram
 	dirty    bool
 	flushAt  time.Time
 	pruneTo  uint64

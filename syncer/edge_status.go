@@ -128,6 +128,10 @@ func (r *edgeRun) publishStatus() {
 	} else {
 		m.queueAge.Set(max(0, now.Sub(st.OldestPending).Seconds()))
 	}
+	if c.rttSamples != r.rttSeen {
+		r.rttSeen = c.rttSamples
+		m.rtt.Observe(c.rtt.Seconds())
+	}
 	// Smoothed RTT and throughput for LinkStats.
 	if c.rtt > 0 {
 		if r.rttAvg == 0 {

@@ -30,6 +30,7 @@ type hubSession struct {
 	lastActive time.Time
 	skewed     map[string]time.Duration
 	status     atomic.Pointer[EdgeStatus]
+	rttSeen    uint64 // core.rttSamples already fed to the RTT histogram
 }
 
 // sessionMsg is a message from the edge, or conflicts to report to it.

@@ -40,6 +40,10 @@ type HubStatus struct {
 
 func (s *hubSession) publishStatus() {
 	c := s.core
+	if c.rttSamples != s.rttSeen {
+		s.rttSeen = c.rttSamples
+		s.h.m.rtt.Observe(c.rtt.Seconds())
+	}
 	st := EdgeStatus{
 		Node: s.node, Session: c.active, UpAcked: c.rec.UpAcked, DownAcked: c.rec.DownCursor,
 		NeedFullSync: c.needFull || c.fd.active, ClockOffset: c.clockOffset, RTT: c.rtt,
