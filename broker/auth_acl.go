@@ -169,8 +169,8 @@ func addACLRule(rules []aclRule, r aclRule) []aclRule {
 
 func parseACLRule(s string, pattern bool, line int) (aclRule, error) {
 	r := aclRule{access: aclReadWrite, line: line}
-	if kw, rest, ok := cutField(s); ok {
-		access := -1
+	if kw, rest, _ := cutField(s); rest != "" {
+		var access int
 		switch kw {
 		case "read":
 			access = aclRead
@@ -180,12 +180,16 @@ func parseACLRule(s string, pattern bool, line int) (aclRule, error) {
 			access = aclReadWrite
 		case "deny":
 			access = aclDeny
+		default:
+			// As mosquitto: with two or more words the first is the
+			// access, so a typo ("reed", "dney") is an error, not a
+			// readwrite rule on a filter with a space in it.
+			return r, fmt.Errorf("invalid access %q (want read, write, readwrite or deny)", kw)
 		}
-		if access >= 0 {
-			r.access, s = access, rest
-		}
+		r.access, s = access, rest
 	}
-	if s == "" {
+	switch s {
+	case "", "read", "write", "readwrite", "deny":
 		return r, errors.New("missing topic filter")
 	}
 	if !validFilter(s) {

@@ -149,6 +149,8 @@ func TestParseACLErrors(t *testing.T) {
 		"empty":        "topic read\n",
 		"user no name": "user\n",
 		"bad plus":     "pattern write a+/b\n",
+		"access typo":  "topic reed sensors/#\n",
+		"deny typo":    "topic dney secret/#\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := ParseACL(strings.NewReader("# x\n" + in))
