@@ -59,7 +59,7 @@ func newHTTPServer(n *Node, address string) *httpServer {
 func (h *httpServer) start() error {
 	ln, err := net.Listen("tcp", h.address)
 	if err != nil {
-		return fmt.Errorf("ferrite: http listen %s: %w", h.address, err)
+		return fmt.Errorf("ferrite: http: %w", err) // it reads "listen tcp ADDR: ..."
 	}
 	h.ln = ln
 	if t := h.n.sec.httpTLS; t != nil {

@@ -220,7 +220,8 @@ func (b *Broker) Start(ctx context.Context) error {
 			for _, a := range added {
 				a.Close(func(string) {})
 			}
-			return fmt.Errorf("broker: listen %s %s: %w", l.Protocol(), l.Address(), err)
+			// net.Listen's error already reads "listen tcp ADDR: ...".
+			return fmt.Errorf("broker: %s listener: %w", l.Protocol(), err)
 		}
 		added = append(added, l)
 	}

@@ -301,6 +301,9 @@ func TestPortInUseExitsOne(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "address already in use") {
 		t.Fatalf("exit %d:\n%s", code, stderr)
 	}
+	if n := strings.Count(stderr, "listen tcp "+ln.Addr().String()); n != 1 {
+		t.Errorf("the address is named %d times, want once:\n%s", n, stderr)
+	}
 }
 
 // After a crash (SIGKILL) the node restarts on the same data dir: the stale
