@@ -1,10 +1,10 @@
 package crdt
 
 import (
+	"fmt"
 	"math"
 	"math/bits"
 	"slices"
-	"strconv"
 	"strings"
 )
 
@@ -129,16 +129,21 @@ func (w wide) int64() (int64, error) {
 // a counter; the key's value is the sum of the counters of its concurrent
 // heads, so if each counter held the start value as its origin's share,
 // the result would count the 100 twice. Instead the start value is
-// contributed under a base origin that names the converted write (its
-// dot): replicas converting the same write contribute the same base, and
-// counterSum counts each base origin once.
+// contributed under a base origin that names the converted write, and the
+// sum counts one base: the greatest base origin among the incarnation's
+// counters. Replicas that convert the same write contribute the same base;
+// replicas that convert different concurrent writes (each saw only its
+// own, or the same value twice) still count one start value, that of the
+// latest write (by HLC, then dot), as last-writer-wins would pick.
 
-// baseOrigin returns the origin under which the value of write d is
-// contributed when d is converted into a counter. Node ids cannot contain
-// a NUL byte (the config refuses it and MQTT topic names, which carry
-// them, exclude it), so a base origin never collides with a node's share.
-func baseOrigin(d Dot) string {
-	return "\x00" + strconv.FormatUint(d.Counter, 10) + "@" + d.Node
+// baseOrigin returns the origin under which the value of write h is
+// contributed when h is converted into a counter: NUL, the write's HLC
+// and dot counter in fixed-width hex (so that string order is time
+// order), "@" and the dot's node. Node ids cannot contain a NUL byte (the
+// config refuses it and MQTT topic names, which carry them, exclude it),
+// so a base origin never collides with a node's share.
+func baseOrigin(h *Head) string {
+	return fmt.Sprintf("\x00%016x%016x@%s", uint64(h.Stamp.TS), h.Dot.Counter, h.Dot.Node)
 }
 
 func isBaseOrigin(origin string) bool { return origin != "" && origin[0] == 0 }
@@ -146,34 +151,39 @@ func isBaseOrigin(origin string) bool { return origin != "" && origin[0] == 0 }
 // convertedCounter returns the counter created by origin with value base+n,
 // where base is the integer value of write src (nil when nothing is
 // converted: base must be 0). The caller checked that base+n fits.
-func convertedCounter(origin string, src *Dot, base, n int64) PNCounter {
+func convertedCounter(origin string, src *Head, base, n int64) PNCounter {
 	if src == nil || base == 0 {
 		return counterFrom(origin, base+n)
 	}
-	b := counterFrom(baseOrigin(*src), base)
+	b := counterFrom(baseOrigin(src), base)
 	own := counterFrom(origin, n)
 	b.c = append(b.c, own.c...) // base origins sort first
 	return b
 }
 
-// counterSum sums the counters of concurrent heads, counting each base
-// origin once (see baseOrigin).
+// counterSum sums the counters of concurrent heads, counting one base
+// origin: the greatest (see baseOrigin).
 type counterSum struct {
-	acc   wide
-	bases []string
+	acc  wide
+	base Contribution
 }
 
 func (s *counterSum) add(c *PNCounter) {
 	for _, x := range c.c {
 		if isBaseOrigin(x.Origin) {
-			if slices.Contains(s.bases, x.Origin) {
-				continue
+			if x.Origin > s.base.Origin {
+				s.base = x
 			}
-			s.bases = append(s.bases, x.Origin)
+			continue
 		}
 		s.acc.add(x.P)
 		s.acc.sub(x.N)
 	}
 }
 
-func (s *counterSum) int64() (int64, error) { return s.acc.int64() }
+func (s *counterSum) int64() (int64, error) {
+	acc := s.acc
+	acc.add(s.base.P)
+	acc.sub(s.base.N)
+	return acc.int64()
+}

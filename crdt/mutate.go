@@ -169,9 +169,9 @@ func (e *Entry) IncrBy(m Mut, n int64) (*Delta, error) {
 		b.cover(m.Dot)
 		b.payload(c.w.Dot).counter = dc
 	default: // create, or convert a string or whole-value counter
-		var src *Dot
+		var src *Head
 		if c.kind != KindNone {
-			src = &c.w.Dot
+			src = c.w
 		}
 		b.overwrite(KindCounter, nil, c.ttl)
 		b.payload(m.Dot).counter = convertedCounter(m.Dot.Node, src, cur, n)

@@ -39,16 +39,21 @@ func (e *Entry) SAdd(m Mut, members ...string) (*Delta, error) {
 	}
 	b := newBuilder(e, m)
 	if c.merging(&m, KindSet) {
-		// Every member gets the new dot, present or not, and loses the
-		// dots it had: adding a member again is what makes it survive a
-		// concurrent SREM, which removes only the dots it observed
-		// (add-wins).
+		// Every member gets the new dot, present or not: adding a member
+		// again is what makes it survive a concurrent SREM, which removes
+		// only the dots it observed (add-wins). Its old dots are dropped
+		// where that is free: a dot that tags nothing else. A dot shared
+		// with other members (one SADD of many) stays, or the delta would
+		// have to carry all of them; a member thus holds at most that one
+		// shared dot and its latest own.
 		named := make(map[string]bool, len(members))
 		for _, s := range members {
 			named[s] = true
 		}
+		tags := make(map[Dot]int)
+		e.eachElem(func(r *elemRef) { tags[r.dot]++ })
 		b.remove(func(r *elemRef) bool {
-			return r.class == classMember && named[r.name] && e.inInc(c.w, r.parent)
+			return r.class == classMember && named[r.name] && tags[r.dot] == 1 && e.inInc(c.w, r.parent)
 		})
 		b.cover(m.Dot)
 		p := b.payload(c.w.Dot)

@@ -102,12 +102,13 @@ func (e *Entry) HIncrBy(m Mut, field string, n int64) (*Delta, error) {
 		return nil, err
 	}
 	var cur int64
+	var conv *Head // the whole-value hash whose field becomes a counter
 	if i, ok := slices.BinarySearchFunc(old, field, cmpFieldName); ok {
 		v, ok := parseInt(old[i].Value)
 		if !ok {
 			return nil, ErrNotInteger
 		}
-		cur = v
+		cur, conv = v, c.w
 	}
 	next, err := addInt(cur, n)
 	if err != nil {
@@ -117,7 +118,7 @@ func (e *Entry) HIncrBy(m Mut, field string, n int64) (*Delta, error) {
 	if !m.Strategy.Merges() {
 		b.writeHash(mergeFieldValues(old, []FieldValue{{Field: field, Value: formatInt(next)}}), nil, c.ttl)
 	} else {
-		b.writeHash(old, &counterInit{field: field, value: next}, c.ttl)
+		b.writeHash(old, &counterInit{field: field, src: conv, base: cur, n: n}, c.ttl)
 	}
 	return b.finish(), nil
 }
@@ -128,7 +129,7 @@ func (e *Entry) hincrMerge(c *current, m Mut, field string, n int64) (*Delta, er
 	f := u.field(field)
 	var cur int64
 	var fw *Head
-	var conv *Dot // the field write converted into a counter
+	var conv *Head // the field write converted into a counter
 	if f != nil {
 		k, v, err := f.resolve(m.Strategy)
 		if err != nil {
@@ -140,7 +141,7 @@ func (e *Entry) hincrMerge(c *current, m Mut, field string, n int64) (*Delta, er
 				return nil, ErrNotInteger
 			}
 			cur = x
-			conv = &f.Reg.heads[f.Reg.winner(m.Strategy)].Dot
+			conv = &f.Reg.heads[f.Reg.winner(m.Strategy)]
 		}
 		if w := f.Reg.winner(m.Strategy); w >= 0 && f.Reg.heads[w].Kind == KindCounter && f.Reg.heads[w].carriesElements() {
 			fw = &f.Reg.heads[w]
@@ -202,9 +203,12 @@ func (e *Entry) visibleFields(c *current, m *Mut) ([]FieldValue, error) {
 }
 
 // counterInit is a counter field to create with a value.
+// counterInit is a counter field written with a whole hash: base (the
+// value of the field in write src, nil if none) plus n.
 type counterInit struct {
-	field string
-	value int64
+	field   string
+	src     *Head
+	base, n int64
 }
 
 // writeHash overwrites the key with the hash fvs (sorted), in the
@@ -230,7 +234,7 @@ func (b *builder) writeHash(fvs []FieldValue, ctr *counterInit, ttl int64) {
 		if ctr != nil {
 			f := p.hash.fieldAt(ctr.field)
 			f.Reg.heads = append(f.Reg.heads, Head{Dot: b.m.Dot, Stamp: b.m.Stamp, Kind: KindCounter, Value: []byte{}})
-			if c := counterFrom(b.m.Dot.Node, ctr.value); len(c.c) > 0 {
+			if c := convertedCounter(b.m.Dot.Node, ctr.src, ctr.base, ctr.n); len(c.c) > 0 {
 				f.Ctr = append(f.Ctr, fieldCounter{Head: b.m.Dot, C: c})
 			}
 		}

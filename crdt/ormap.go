@@ -241,7 +241,7 @@ func (m *ORMap) IncrBy(dot Dot, st Stamp, s Strategy, field string, n int64) (OR
 	f := m.field(field)
 	var cur int64
 	var win *Head
-	var src *Dot // the write converted into a counter
+	var src *Head // the write converted into a counter
 	if f != nil {
 		k, v, err := f.resolve(s)
 		if err != nil {
@@ -253,7 +253,7 @@ func (m *ORMap) IncrBy(dot Dot, st Stamp, s Strategy, field string, n int64) (OR
 				return ORMap{}, nil, ErrNotInteger
 			}
 			cur = x
-			src = &f.Reg.heads[f.Reg.winner(s)].Dot
+			src = &f.Reg.heads[f.Reg.winner(s)]
 		}
 		if w := f.Reg.winner(s); w >= 0 && f.Reg.heads[w].Kind == KindCounter && f.Reg.heads[w].carriesElements() {
 			win = &f.Reg.heads[w]
