@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -71,8 +72,9 @@ func redisError(cmd string, err error) error {
 // Commands returns the key-value command table, sorted by name.
 func Commands() []Command {
 	cmds := []Command{
-		{Name: "SET", MinArgs: 2, MaxArgs: 6, Help: "SET key value [NX|XX] [EX seconds|PX milliseconds|EXAT unix-seconds|PXAT unix-ms|KEEPTTL]", Run: cmdSet},
+		{Name: "SET", MinArgs: 2, MaxArgs: 7, Help: "SET key value [NX|XX] [GET] [EX seconds|PX milliseconds|EXAT unix-seconds|PXAT unix-ms|KEEPTTL]", Run: cmdSet},
 		{Name: "GET", MinArgs: 1, MaxArgs: 1, ReadOnly: true, Help: "GET key", Run: cmdGet},
+		{Name: "STRLEN", MinArgs: 1, MaxArgs: 1, ReadOnly: true, Help: "STRLEN key", Run: cmdStrLen},
 		{Name: "DEL", MinArgs: 1, MaxArgs: -1, Help: "DEL key [key ...]", Run: cmdDel},
 		{Name: "EXISTS", MinArgs: 1, MaxArgs: -1, ReadOnly: true, Help: "EXISTS key [key ...]", Run: cmdExists},
 		{Name: "EXPIRE", MinArgs: 2, MaxArgs: 2, Help: "EXPIRE key seconds", Run: expireCmd(time.Second)},
@@ -102,7 +104,7 @@ func Commands() []Command {
 		{Name: "SISMEMBER", MinArgs: 2, MaxArgs: 2, ReadOnly: true, Help: "SISMEMBER key member", Run: cmdSIsMember},
 		{Name: "SCARD", MinArgs: 1, MaxArgs: 1, ReadOnly: true, Help: "SCARD key", Run: cmdSCard},
 		{Name: "KEYS", MinArgs: 1, MaxArgs: 1, ReadOnly: true, Help: "KEYS pattern", Run: cmdKeys},
-		{Name: "SCAN", MinArgs: 1, MaxArgs: 5, ReadOnly: true, Help: "SCAN cursor [MATCH pattern] [COUNT count]", Run: cmdScan},
+		{Name: "SCAN", MinArgs: 1, MaxArgs: 7, ReadOnly: true, Help: "SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]", Run: cmdScan},
 		{Name: "DBSIZE", MinArgs: 0, MaxArgs: 0, ReadOnly: true, Help: "DBSIZE", Run: cmdDBSize},
 	}
 	for i := range cmds {
@@ -198,9 +200,20 @@ func parseSetOptions(args []string) (SetOptions, error) {
 }
 
 func cmdSet(ctx context.Context, s *Store, args []string) (any, error) {
-	o, err := parseSetOptions(args[2:])
+	opts, get := args[2:], false
+	if i := slices.IndexFunc(opts, func(a string) bool { return strings.EqualFold(a, "GET") }); i >= 0 {
+		opts, get = slices.Delete(slices.Clone(opts), i, i+1), true
+	}
+	o, err := parseSetOptions(opts)
 	if err != nil {
 		return nil, err
+	}
+	if get {
+		old, had, err := s.SetGet(ctx, args[0], []byte(args[1]), o)
+		if err != nil || !had {
+			return nil, err
+		}
+		return string(old), nil
 	}
 	ok, err := s.SetWith(ctx, args[0], []byte(args[1]), o)
 	if err != nil || !ok {
@@ -218,6 +231,14 @@ func cmdGet(ctx context.Context, s *Store, args []string) (any, error) {
 		return nil, err
 	}
 	return string(v), nil
+}
+
+func cmdStrLen(ctx context.Context, s *Store, args []string) (any, error) {
+	v, err := s.Get(ctx, args[0])
+	if errors.Is(err, ErrNotFound) {
+		return int64(0), nil
+	}
+	return int64(len(v)), err
 }
 
 func cmdDel(ctx context.Context, s *Store, args []string) (any, error) {
@@ -298,7 +319,7 @@ func cmdKeys(ctx context.Context, s *Store, args []string) (any, error) {
 
 func cmdScan(ctx context.Context, s *Store, args []string) (any, error) {
 	cursor := args[0]
-	match, count := "", 10
+	match, typ, count := "", "", 10
 	for i := 1; i < len(args); i += 2 {
 		if i+1 >= len(args) {
 			return nil, errSyntax
@@ -306,6 +327,8 @@ func cmdScan(ctx context.Context, s *Store, args []string) (any, error) {
 		switch strings.ToUpper(args[i]) {
 		case "MATCH":
 			match = args[i+1]
+		case "TYPE":
+			typ = strings.ToLower(args[i+1])
 		case "COUNT":
 			n, err := parseInt(args[i+1])
 			if err != nil {
@@ -324,7 +347,7 @@ func cmdScan(ctx context.Context, s *Store, args []string) (any, error) {
 			return nil, cmdErr("ERR invalid cursor")
 		}
 	}
-	keys, next, err := s.Scan(ctx, cursor, match, count)
+	keys, next, err := s.ScanType(ctx, cursor, match, typ, count)
 	if err != nil {
 		return nil, err
 	}

@@ -149,6 +149,19 @@ func TestCommandsStrings(t *testing.T) {
 		{`TYPE missing`, `"none"`},
 		{`DEL k n missing k`, `2`},
 		{`EXISTS k n s10 s10`, `2`},
+		{`SET g first GET`, `null`},
+		{`SET g second GET`, `"first"`},
+		{`SET g third NX GET`, `"second"`},
+		{`GET g`, `"second"`},
+		{`SET g 4th get EX 10`, `"second"`},
+		{`TTL g`, `10`},
+		{`STRLEN g`, `3`},
+		{`STRLEN s10`, `2`},
+		{`STRLEN missing`, `0`},
+		{`RPUSH l a`, `1`},
+		{`SET l v GET`, `error: WRONGTYPE Operation against a key holding the wrong kind of value`},
+		{`TYPE l`, `"list"`},
+		{`STRLEN l`, `error: WRONGTYPE Operation against a key holding the wrong kind of value`},
 	})
 }
 
@@ -288,6 +301,11 @@ func TestCommandsKeysScan(t *testing.T) {
 		{`SCAN 0 MATCH`, `error: ERR syntax error`},
 		{`SCAN zz`, `error: ERR invalid cursor`},
 		{`SCAN 0 BOGUS 1`, `error: ERR syntax error`},
+		{`HSET h f v`, `1`},
+		{`SCAN 0 COUNT 100 TYPE hash`, `["0",["h"]]`},
+		{`SCAN 0 MATCH s* TYPE string COUNT 100`, `["0",["sensor:1","sensor:10","sensor:2","store:42"]]`},
+		{`SCAN 0 TYPE list`, `["0",[]]`},
+		{`DEL h`, `1`},
 	})
 	// A full SCAN with a small COUNT returns every key exactly once.
 	var got []string

@@ -185,6 +185,12 @@ func (s *Store) Keys(ctx context.Context, pattern string) ([]string, error) {
 // present for the whole scan are returned exactly once; the cursor is the
 // hex of the next key, so it survives restarts and concurrent writes.
 func (s *Store) Scan(ctx context.Context, cursor, pattern string, count int) ([]string, string, error) {
+	return s.ScanType(ctx, cursor, pattern, "", count)
+}
+
+// ScanType is Scan returning only keys of type typ (as TYPE names it:
+// string, hash, list, set, aggregate; "" for any), like SCAN ... TYPE.
+func (s *Store) ScanType(ctx context.Context, cursor, pattern, typ string, count int) ([]string, string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, "", err
 	}
@@ -221,11 +227,11 @@ func (s *Store) Scan(ctx context.Context, cursor, pattern string, count int) ([]
 		if !g.match(key) {
 			continue
 		}
-		live, err := s.recordLive(string(key), it, now)
+		k, err := s.recordKind(string(key), it, now)
 		if err != nil {
 			return nil, "", err
 		}
-		if live {
+		if k != crdt.KindNone && (typ == "" || typeName(k) == typ) {
 			out = append(out, string(key))
 		}
 	}
@@ -247,20 +253,20 @@ func parseCursor(cursor string) ([]byte, error) {
 	return k, nil
 }
 
-// recordLive reports whether the key at the iterator exists at now,
-// preferring the hot cache over decoding the record.
-func (s *Store) recordLive(key string, it *pebble.Iterator, now int64) (bool, error) {
-	live := false
-	if s.cache.inspect(key, func(c *cached) { live = c.e.Kind(now) != crdt.KindNone }) {
-		return live, nil
+// recordKind returns the kind of the key at the iterator at now (KindNone:
+// it does not exist), preferring the hot cache over decoding the record.
+func (s *Store) recordKind(key string, it *pebble.Iterator, now int64) (crdt.Kind, error) {
+	k := crdt.KindNone
+	if s.cache.inspect(key, func(c *cached) { k = c.e.Kind(now) }) {
+		return k, nil
 	}
 	v, err := it.ValueAndErr()
 	if err != nil {
-		return false, err
+		return k, err
 	}
 	c, err := s.decodeRecord(v)
 	if err != nil {
-		return false, fmt.Errorf("key %q: %w", key, err)
+		return k, fmt.Errorf("key %q: %w", key, err)
 	}
-	return c.e.Kind(now) != crdt.KindNone, nil
+	return c.e.Kind(now), nil
 }

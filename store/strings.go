@@ -83,6 +83,28 @@ func (s *Store) SetWith(ctx context.Context, key string, value []byte, o SetOpti
 	return r.done && err == nil, err
 }
 
+// SetGet is SET with GET: it sets key as SetWith does and returns the value
+// it held before (existed false if it had none), read in the same atomic
+// write. A key holding a collection is left alone: ErrWrongType.
+func (s *Store) SetGet(ctx context.Context, key string, value []byte, o SetOptions) (old []byte, existed bool, err error) {
+	if err := o.validate(); err != nil {
+		return nil, false, err
+	}
+	if err := s.checkValue(value); err != nil {
+		return nil, false, err
+	}
+	if err := s.enter(); err != nil {
+		return nil, false, err
+	}
+	defer s.leave()
+	r := &setReq{value: value, o: o, get: true}
+	r.writeReq = writeReq{key: key, grows: true, creates: true, adds: len(value) + entryOverhead, op: r}
+	if err := s.write(ctx, &r.writeReq); err != nil {
+		return nil, false, err
+	}
+	return r.old, r.had, nil
+}
+
 // setReq is a SET: the hottest write, built without a closure.
 type setReq struct {
 	writeReq
@@ -90,10 +112,21 @@ type setReq struct {
 	o     SetOptions
 	at    int64 // expiry from o (Unix ms), 0 for none
 	done  bool
+
+	get bool   // SET ... GET: read the old value first
+	old []byte // the old value (get)
+	had bool   // the key existed (get)
 }
 
 func (r *setReq) build(w *keyWriter) error {
 	o := &r.o
+	if r.get && w.entry().Kind(w.now) != crdt.KindNone {
+		v, err := w.entry().Bytes() // a counter in decimal; WRONGTYPE for collections
+		if err != nil {
+			return err
+		}
+		r.old, r.had = append([]byte{}, v...), true
+	}
 	if o.NX || o.XX {
 		exists := w.entry().Kind(w.now) != crdt.KindNone
 		if (o.NX && exists) || (o.XX && !exists) {
