@@ -2,6 +2,7 @@ package crdt
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -96,6 +97,37 @@ func TestSAddPresentMemberIsCheap(t *testing.T) {
 	for _, r := range []*replica{a, b} {
 		if in, err := r.entries["k"].IsMember("sensor-0001"); !in || err != nil {
 			t.Errorf("%s: sensor-0001 removed by a concurrent SREM (%v)", r.name, err)
+		}
+	}
+}
+
+// A conflict record shows the value of an element-carrying head (a merged
+// counter, a hash field counter, a set) instead of an empty one.
+func TestConflictShowsElementValues(t *testing.T) {
+	m := Resolver{Default: CrdtMerge}
+	a, b := newReplica("a", RoleEdge, m), newReplica("b", RoleEdge, m)
+	oa := a.mustDo(t, "h", hincr("f", 2))
+	ob := b.mustDo(t, "h", hset("f", "str"))
+	oa2 := a.mustDo(t, "s", sadd("x", "y"))
+	ob2 := b.mustDo(t, "s", set("text"))
+	a.receive(t, ob)
+	a.receive(t, ob2)
+	b.receive(t, oa)
+	b.receive(t, oa2)
+	for _, r := range []*replica{a, b} {
+		got := map[string]string{}
+		for _, c := range r.conflicts {
+			got[c.Key+"/"+c.Field] = DisplayValue(c.Winner.Kind, c.Winner.Value) + " beat " + DisplayValue(c.Loser.Kind, c.Loser.Value)
+		}
+		t.Logf("%s: %v", r.name, got)
+		if len(got) != 2 {
+			t.Fatalf("%s: conflicts %v", r.name, got)
+		}
+		for k, v := range got {
+			w, l, _ := strings.Cut(v, " beat ")
+			if w == "" || l == "" {
+				t.Errorf("%s: %s: an empty value in %q", r.name, k, v)
+			}
 		}
 	}
 }

@@ -184,7 +184,54 @@ func (e *Entry) newConflicts(before []lossKey, s Strategy) []Conflict {
 				return
 			}
 		}
-		out = append(out, Conflict{HashField: hf, Field: field, Winner: *w, Loser: *l, Strategy: s})
+		out = append(out, Conflict{HashField: hf, Field: field, Winner: e.rendered(hf, field, w, s), Loser: e.rendered(hf, field, l, s), Strategy: s})
 	})
+	return out
+}
+
+// maxConflictValue bounds the value rendered into a conflict record.
+const maxConflictValue = 8 << 10
+
+// rendered returns a copy of head h (of the key, or of hash field field)
+// whose value is filled in when h carries elements: a counter in decimal,
+// a set, list or hash in its whole-value encoding, so that a conflict
+// record shows what won and what was discarded (DisplayValue reads both
+// forms). A value larger than maxConflictValue stays empty.
+func (e *Entry) rendered(hashField bool, field string, h *Head, s Strategy) Head {
+	out := *h
+	if !h.carriesElements() {
+		return out
+	}
+	var v []byte
+	switch {
+	case hashField:
+		if h.Kind != KindCounter {
+			return out
+		}
+		wi := e.heads.winner(s)
+		if wi < 0 {
+			return out
+		}
+		if f := e.incHash(&e.heads.heads[wi]).field(field); f != nil {
+			if n, err := f.counterValue(h); err == nil {
+				v = formatInt(n)
+			}
+		}
+	case h.Kind == KindCounter:
+		if n, err := e.incCounter(h); err == nil {
+			v = formatInt(n)
+		}
+	case h.Kind == KindSet:
+		v = encodeSetValue(e.incSet(h).Members())
+	case h.Kind == KindList:
+		v = encodeListValue(e.incList(h).Range(0, -1))
+	case h.Kind == KindHash:
+		if fvs, err := e.incHash(h).All(s); err == nil {
+			v = encodeHashValue(fvs)
+		}
+	}
+	if len(v) > 0 && len(v) <= maxConflictValue {
+		out.Value = v
+	}
 	return out
 }

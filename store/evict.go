@@ -47,7 +47,7 @@ func (s *Store) Evict(ctx context.Context, want int64) (EvictResult, error) {
 		return res, err
 	}
 	defer s.leave()
-	n, freed, err := s.evictReadings(want)
+	n, freed, err := s.evictReadings(ctx, want)
 	if err != nil {
 		return res, err
 	}

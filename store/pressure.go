@@ -33,7 +33,7 @@ func (s *Store) DropSyncedRawReadings(ctx context.Context) (int64, error) {
 		return 0, err
 	}
 	defer s.leave()
-	n, _, err := s.evictReadings(math.MaxInt64)
+	n, _, err := s.evictReadings(ctx, math.MaxInt64)
 	return int64(n), err
 }
 

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -470,7 +471,25 @@ func (s *Store) updateSensor(sensor string, create bool, fn func(st *sensorState
 // aggregates are acknowledged upstream, until want bytes are freed. It
 // returns the readings dropped and the bytes freed (estimated from key and
 // value sizes).
-func (s *Store) evictReadings(want int64) (n int, freed int64, err error) {
+func (s *Store) evictReadings(ctx context.Context, want int64) (n int, freed int64, err error) {
+	var lo, hi []byte
+	n, freed, lo, hi, err = s.dropReadings(want)
+	if err != nil || n == 0 {
+		return n, freed, err
+	}
+	// Deleting makes the disk usage grow (tombstones in the WAL and new
+	// tables) until a compaction drops the data: reclaim the space now, or
+	// an offload at Warning could push the disk level to Critical.
+	if err := s.db.Compact(ctx, lo, hi, false); err != nil && ctx.Err() == nil {
+		s.log.Warn("compacting dropped readings", "err", err)
+	}
+	s.refreshDiskUsage()
+	return n, freed, nil
+}
+
+// dropReadings deletes raw readings (see evictReadings) with one range
+// tombstone per sensor and returns the key span it deleted in.
+func (s *Store) dropReadings(want int64) (n int, freed int64, lo, hi []byte, err error) {
 	s.seriesMu.Lock()
 	defer s.seriesMu.Unlock()
 	ids := make([]string, 0, len(s.sensors))
@@ -497,18 +516,24 @@ func (s *Store) evictReadings(want int64) (n int, freed int64, err error) {
 			ts, err := s.readingTS(st, first)
 			if err != nil {
 				_ = b.Close()
-				return 0, 0, fmt.Errorf("sensor %q: %w", id, err)
+				return 0, 0, nil, nil, fmt.Errorf("sensor %q: %w", id, err)
 			}
 			if ts >= st.info.AggregatedBefore {
 				break
 			}
-			k := readingKey(st.prefix, first)
-			_ = b.Delete(k, nil)
 			first++
 			n++
-			freed += int64(len(k) + 16)
+			freed += int64(len(st.prefix) + 8 + 16)
 		}
 		if first != st.first {
+			start, end := readingKey(st.prefix, st.first), readingKey(st.prefix, first)
+			_ = b.DeleteRange(start, end, nil)
+			if lo == nil || bytes.Compare(start, lo) < 0 {
+				lo = start
+			}
+			if bytes.Compare(end, hi) > 0 {
+				hi = end
+			}
 			cuts = append(cuts, cut{st, first})
 			next := *st
 			next.first = first
@@ -517,15 +542,15 @@ func (s *Store) evictReadings(want int64) (n int, freed int64, err error) {
 	}
 	if n == 0 {
 		_ = b.Close()
-		return 0, 0, nil
+		return 0, 0, nil, nil, nil
 	}
 	w, err := s.commitBatch(b, true)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, nil, nil, err
 	}
 	for _, c := range cuts {
 		c.st.first = c.first
 		c.st.info.Count = s.ringLen(c.st)
 	}
-	return n, freed, s.finishCommit(w)
+	return n, freed, lo, hi, s.finishCommit(w)
 }
