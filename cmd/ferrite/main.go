@@ -87,6 +87,11 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 			return exitFailure
 		}
 		fmt.Fprintf(stdout, "# configuration OK (%s)\n%s", describe(*configPath), out)
+		// max_keys 0 and compression_level null above mean "the preset's":
+		// say what that is.
+		l := cfg.Edge.Limits()
+		fmt.Fprintf(stdout, "# edge.preset %q in force: max_keys %d, compression_level %d (0: off), store memory %v\n",
+			l.Preset, l.MaxKeys, l.CompressionLevel, l.MemoryLimit)
 		return exitOK
 	}
 	return serve(cfg, stderr)

@@ -28,6 +28,7 @@ func TestRunExitCodes(t *testing.T) {
 		{"extra argument", []string{"serve"}, nil, exitUsage, "", "unexpected arguments: serve"},
 		{"check good", []string{"--check-config", "--config", good}, nil, exitOK, "configuration OK", ""},
 		{"check via FERRITE_CONFIG", []string{"--check-config"}, []string{"FERRITE_CONFIG=" + good}, exitOK, "preset: iot", ""},
+		{"check shows the preset's limits", []string{"--check-config", "--config", good}, nil, exitOK, `edge.preset "iot" in force: max_keys 1000, compression_level 9`, ""},
 		{"check bad", []string{"--check-config", "--config", bad}, nil, exitUsage, "", "line 4: edge.nope: unknown key"},
 		{"check env", []string{"--check-config"}, []string{"FERRITE_MODE=moon"}, exitUsage, "", "FERRITE_MODE: mode"},
 		{"typo warning", []string{"--check-config"}, []string{"FERRITE_NODEID=x"}, exitOK, "", "FERRITE_NODEID matches no config key"},
