@@ -31,6 +31,11 @@ func benchCases() []benchCase {
 				a.mustDo(t, "k", sadd(fmt.Sprintf("member-%03d", i)))
 			}
 		}, sadd("member-new")},
+		{"set100-readd", func(t testing.TB, a, b *replica) {
+			for i := range 100 {
+				a.mustDo(t, "k", sadd(fmt.Sprintf("member-%03d", i)))
+			}
+		}, sadd("member-050")},
 		{"list100", func(t testing.TB, a, b *replica) {
 			for i := range 100 {
 				a.mustDo(t, "k", rpush(fmt.Sprintf(`{"temp":%d.5,"ts":1708300000}`, i)))

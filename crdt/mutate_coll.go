@@ -46,15 +46,29 @@ func (e *Entry) SAdd(m Mut, members ...string) (*Delta, error) {
 		// with other members (one SADD of many) stays, or the delta would
 		// have to carry all of them; a member thus holds at most that one
 		// shared dot and its latest own.
+		u := e.incSet(c.w)
 		named := make(map[string]bool, len(members))
+		present := false
 		for _, s := range members {
 			named[s] = true
+			present = present || u.Contains(s)
 		}
-		tags := make(map[Dot]int)
-		e.eachElem(func(r *elemRef) { tags[r.dot]++ })
-		b.remove(func(r *elemRef) bool {
-			return r.class == classMember && named[r.name] && tags[r.dot] == 1 && e.inInc(c.w, r.parent)
-		})
+		if present { // a re-add: scan for the old dots (new members need none)
+			tags := make(map[Dot]int) // the named members' dots: how many things each tags
+			e.eachElem(func(r *elemRef) {
+				if r.class == classMember && named[r.name] {
+					tags[r.dot] = 0
+				}
+			})
+			e.eachElem(func(r *elemRef) {
+				if n, ok := tags[r.dot]; ok {
+					tags[r.dot] = n + 1
+				}
+			})
+			b.remove(func(r *elemRef) bool {
+				return r.class == classMember && named[r.name] && tags[r.dot] == 1 && e.inInc(c.w, r.parent)
+			})
+		}
 		b.cover(m.Dot)
 		p := b.payload(c.w.Dot)
 		for s := range named {
