@@ -32,6 +32,14 @@ type Authenticator interface {
 	Authorize(c ClientInfo, topic string, write bool) bool
 }
 
+// SessionIdentifier is implemented by an Authenticator whose clients have
+// identities (users): a client id whose session belongs to another identity
+// is then refused at CONNECT (see hook.OnConnectAuthenticate). Without it
+// every client is one identity and may take over any session.
+type SessionIdentifier interface {
+	Identity(c ClientInfo) string
+}
+
 // CommandAuthorizer is implemented by an Authenticator that also decides
 // which $ferrite/cmd commands a client may run (the router asks it after the
 // client was allowed to publish to CommandTopic). A non-nil error refuses

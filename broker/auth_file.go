@@ -224,6 +224,15 @@ func (a *FileAuth) subject(f *authFiles, c ClientInfo) aclSubject {
 	return aclSubject{anonymous: true, clientID: c.ID}
 }
 
+// Identity implements SessionIdentifier: the user the ACL knows the client
+// as ("" for anonymous).
+func (a *FileAuth) Identity(c ClientInfo) string {
+	if s := a.subject(a.files.Load(), c); !s.anonymous {
+		return s.user
+	}
+	return ""
+}
+
 // Authenticate implements Authenticator.
 func (a *FileAuth) Authenticate(c ClientInfo, password []byte) bool {
 	f := a.files.Load()

@@ -395,3 +395,28 @@ func BenchmarkFileAuthAuthorize(b *testing.B) {
 		}
 	}
 }
+
+// A client id whose session belongs to another user is refused: mochi
+// would hand the session over with its queued messages, resent without an
+// ACL check (found by the security audit: bob read alice's messages).
+func TestAuthClientIDOfAnotherUserRefused(t *testing.T) {
+	f := newAuthFixture(t, AuthOptions{}, Options{})
+	addr := f.b.Addr()
+	owner, code := dialV5(t, tcpDial(t, addr), "shared-id", "sensor1", "sensor1-pw", nil)
+	if code != 0 {
+		t.Fatalf("owner: CONNACK 0x%02x", code)
+	}
+	if _, code := dialV5(t, tcpDial(t, addr), "shared-id", "admin", "admin-pw", nil); code != 0x86 {
+		t.Fatalf("another user taking the id over: CONNACK 0x%02x, want 0x86", code)
+	}
+	if c := publishCode(t, owner, "sensors/sensor1/temp", "21", nil); c != 0 {
+		t.Fatalf("the owner was disconnected: 0x%02x", c)
+	}
+	// The same user may take its own session over, as MQTT says.
+	if _, code := dialV5(t, tcpDial(t, addr), "shared-id", "sensor1", "sensor1-pw", nil); code != 0 {
+		t.Fatalf("same user: CONNACK 0x%02x", code)
+	}
+	if v := counterValue(f.b.metrics.connectRefused.WithLabelValues("client_id_in_use")); v != 1 {
+		t.Fatalf("refusals counted: %v", v)
+	}
+}

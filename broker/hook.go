@@ -52,6 +52,19 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	if !h.b.auth.Authenticate(c, pk.Connect.Password) {
 		return false
 	}
+	// A client id whose session (connected or kept) belongs to another user
+	// is refused: mochi hands the session over, with its queued messages
+	// resent without any ACL check (inheritClientSession), so taking over
+	// alice's client id would read her messages. It would also let anyone
+	// kick a client off by reusing its id.
+	if h.sessionOfAnother(cl, c) {
+		h.b.metrics.connectRefused.WithLabelValues("client_id_in_use").Inc()
+		h.b.logRefused.Do(func() {
+			h.b.log.Warn("connection refused: the client id's session belongs to another user", "client", cl.ID,
+				"remote", cl.Net.Remote, "user", string(cl.Properties.Username))
+		})
+		return false
+	}
 	if pk.Connect.WillFlag && !h.b.auth.Authorize(c, pk.Connect.WillTopic, true) {
 		h.b.logRefused.Do(func() {
 			h.b.log.Warn("connection refused: will topic not authorized", "client", cl.ID, "remote", cl.Net.Remote,
@@ -60,6 +73,17 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		return false
 	}
 	return true
+}
+
+// sessionOfAnother reports whether cl.ID names a session (connected or
+// kept) of another identity than c's.
+func (h *hook) sessionOfAnother(cl *mqtt.Client, c ClientInfo) bool {
+	ids, ok := h.b.auth.(SessionIdentifier)
+	if !ok {
+		return false
+	}
+	ex, ok := h.b.server.Clients.Get(cl.ID)
+	return ok && ids.Identity(clientInfo(ex)) != ids.Identity(c)
 }
 
 // OnWill re-checks the will when it is about to be published: the ACL may

@@ -40,7 +40,7 @@ func newMetrics(reg prometheus.Registerer, info *system.Info) (*metrics, error) 
 		}),
 		connectRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ferrite_broker_connects_refused_total",
-			Help: "CONNECTs refused with a CONNACK, by reason (max_clients, not_authorized).",
+			Help: "CONNECTs refused with a CONNACK, by reason (max_clients, not_authorized, client_id_in_use).",
 		}, []string{"reason"}),
 		tlsFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ferrite_broker_tls_handshake_failures_total",
@@ -71,7 +71,7 @@ func newMetrics(reg prometheus.Registerer, info *system.Info) (*metrics, error) 
 	for _, r := range []string{reasonPanic, reasonMalformed, reasonFraming, reasonTooLarge, reasonProtocol} {
 		m.packetsRejected.WithLabelValues(r)
 	}
-	for _, r := range []string{"max_clients", "not_authorized"} {
+	for _, r := range []string{"max_clients", "not_authorized", "client_id_in_use"} {
 		m.connectRefused.WithLabelValues(r)
 	}
 	for _, a := range []string{rateDropped, rateRefused, rateDisconnected} {
