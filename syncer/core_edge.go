@@ -393,6 +393,10 @@ func (c *edgeCore) onWelcome(now time.Time, w *Welcome) {
 	c.phase = edgeActive
 	c.attempts = 0
 	c.lastErr = nil // the link works again: a past failure is no longer the status
+	// Snapshot ids are only unique within a session (a restarted hub
+	// numbers its snapshots from 1 again): forget the last merged one, or
+	// a new snapshot with an old id would be acknowledged unmerged.
+	c.fd = fullRecv{}
 	c.sendCursor, c.sentUpto = c.st.UpAcked, c.st.UpAcked
 	if p := c.cfg.Policy; p == PolicyImmediate || p == PolicyOpportunistic {
 		c.openRound(now, c.durable)
