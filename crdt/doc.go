@@ -63,6 +63,11 @@
 //     over updates made concurrently to the value it replaced: DEL
 //     concurrent with INCR deletes the counter, and that increment is
 //     dropped (without a conflict record: the delete's intent wins).
+//     The TTL sweeper's delete of an expired key (DeleteExpired) is
+//     stamped just after the key's latest write, not when the sweep runs,
+//     so a write made concurrently with the expiry wins over it; updates
+//     of the expired value itself (EXPIRE, SADD, ...) made concurrently are
+//     still dropped.
 //   - CloudWins: as LastWriteWins, but a hub's write beats an edge's
 //     concurrent write whatever the clocks.
 //   - EdgeWins: as LastWriteWins, but an edge's write beats a hub's

@@ -106,6 +106,28 @@ func (e *Entry) Delete(m Mut) (*Delta, error) {
 	return b.finish(), nil
 }
 
+// DeleteExpired is the TTL sweeper's delete of an expired key: Delete
+// stamped just after the latest write the key had (its heads and TTL
+// writes) instead of at the time of the sweep. The expiry belongs to the
+// value it ended: a write made elsewhere after that value, concurrently
+// with the expiry, is newer and wins under last-writer-wins, however late
+// the sweep runs (a hub restarted after an outage sweeps at once).
+func (e *Entry) DeleteExpired(m Mut) (*Delta, error) {
+	var last Timestamp
+	for i := range e.heads.heads {
+		last = max(last, e.heads.heads[i].Stamp.TS)
+	}
+	for i := range e.pl {
+		for _, t := range e.pl[i].ttl {
+			last = max(last, t.Stamp.TS)
+		}
+	}
+	if last != 0 && last+1 < m.Stamp.TS {
+		m.Stamp.TS = last + 1
+	}
+	return e.Delete(m)
+}
+
 // Expire sets the key's expiry time in Unix ms (PEXPIREAT); 0 removes it
 // (PERSIST). It returns nil if the key does not exist or the time does not
 // change. The TTL belongs to the key's current incarnation: an overwrite

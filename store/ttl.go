@@ -49,7 +49,7 @@ func (s *Store) sweepExpired(ctx context.Context, limit int) (int, error) {
 				}
 				deleted++
 				return w.mutate(func(e *crdt.Entry, m crdt.Mut) (*crdt.Delta, error) {
-					return e.Delete(m)
+					return e.DeleteExpired(m)
 				})
 			},
 		})
