@@ -420,3 +420,36 @@ func TestAuthClientIDOfAnotherUserRefused(t *testing.T) {
 		t.Fatalf("refusals counted: %v", v)
 	}
 }
+
+// A publish through a topic alias is checked against the topic the alias
+// stands for (mochi checks the ACL before resolving aliases; found by the
+// security audit).
+func TestAuthTopicAliasChecked(t *testing.T) {
+	f := newAuthFixture(t, AuthOptions{}, Options{}) // default limits allow 64 topic aliases
+	sensor, code := dialV5(t, tcpDial(t, f.b.Addr()), "s1", "sensor1", "sensor1-pw", nil)
+	if code != 0 {
+		t.Fatalf("CONNACK 0x%02x", code)
+	}
+	alias := &paho.PublishProperties{TopicAlias: paho.Uint16(1)}
+	if c := publishCode(t, sensor, "sensors/sensor1/temp", "1", alias); c != 0 {
+		t.Fatalf("defining the alias: 0x%02x", c)
+	}
+	// An alias-only publish to an allowed topic works (it was checked
+	// against "" and refused to clients without a catch-all rule).
+	if c := publishCode(t, sensor, "", "2", alias); c != 0 {
+		t.Fatalf("alias-only publish to an allowed topic: 0x%02x", c)
+	}
+	// The ACL now denies the topic: the alias does not get around it.
+	if err := os.WriteFile(f.acl, []byte(fixtureACL+"user sensor1\ntopic deny sensors/sensor1/temp\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.auth.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if c := publishCode(t, sensor, "sensors/sensor1/temp", "3", nil); c != 0x87 {
+		t.Fatalf("denied topic: 0x%02x", c)
+	}
+	if c := publishCode(t, sensor, "", "4", alias); c != 0x87 {
+		t.Fatalf("denied topic through its alias: 0x%02x", c)
+	}
+}

@@ -103,6 +103,11 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if strings.HasPrefix(topic, voidPrefix) {
 		return false // neither readable nor writable by any client
 	}
+	if write && topic == "" {
+		// An alias-only MQTT 5 publish, checked before mochi resolves the
+		// alias: OnPublish checks the resolved topic.
+		return true
+	}
 	return h.b.auth.Authorize(clientInfo(cl), topic, write)
 }
 
@@ -167,6 +172,13 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	}
 	if err := b.rateLimited(cl, &pk); err != nil {
 		return pk, err
+	}
+	if pk.Properties.TopicAlias > 0 && !b.auth.Authorize(clientInfo(cl), pk.TopicName, true) {
+		// mochi checks the ACL before it resolves a topic alias (v2.7.9
+		// processPublish): an alias-only publish was checked against "".
+		// This is the real check, on the resolved topic.
+		b.writeRefusal(cl, &pk, packets.ErrNotAuthorized.Code, packets.ErrNotAuthorized.Reason)
+		return pk, packets.ErrRejectPacket
 	}
 	if pk.TopicName == CommandTopic {
 		b.router.submitFromClient(cl, &pk)
