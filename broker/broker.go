@@ -87,6 +87,7 @@ type Broker struct {
 	workers sync.WaitGroup // handler workers
 
 	openConns  atomic.Int64
+	pending    pendingConns // sockets waiting for their CONNECT, per address
 	logRejects rate.Sometimes
 	logRefused rate.Sometimes
 	logAccept  rate.Sometimes

@@ -115,6 +115,7 @@ func TestConnectionLimit(t *testing.T) {
 	l := DefaultLimits()
 	l.MaxClients = 1
 	b := startBroker(t, Options{Limits: l})
+	b.pending.setMax(1000) // this test is about the global cap, from one address
 	var conns []net.Conn
 	for range connectionSlack + 1 {
 		c, err := net.Dial("tcp", b.Addr())
@@ -192,5 +193,29 @@ func TestStartBindError(t *testing.T) {
 	}
 	if err := b.Close(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// One address may hold only maxPendingPerAddr sockets that have not sent
+// their CONNECT: idle sockets cannot fill the connection cap (found by the
+// security audit), and a CONNECT frees the slot.
+func TestPendingConnectionsPerAddress(t *testing.T) {
+	b := startBroker(t, Options{})
+	for range maxPendingPerAddr {
+		c, err := net.Dial("tcp", b.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	eventually(t, "idle sockets accepted", func() bool { return b.openConns.Load() == maxPendingPerAddr })
+	extra, err := net.Dial("tcp", b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	expectClosed(t, extra)
+	if got := counterValue(b.metrics.connRefused); got != 1 {
+		t.Fatalf("refused = %v", got)
 	}
 }

@@ -18,6 +18,9 @@ type connMeta struct {
 	identity string               // set when the certificate's CN became the user name
 	limiter  *rate.Limiter        // nil when publishes are not rate limited
 	ids      idRemap              // see packetid.go
+	// connected frees the connection's pending slot (pending.go) once its
+	// CONNECT arrived.
+	connected func()
 }
 
 func (b *Broker) newConnMeta(state *tls.ConnectionState) *connMeta {

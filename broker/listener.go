@@ -101,6 +101,16 @@ func (b *Broker) serveConn(conns *connSet, id string, c net.Conn, tlsCfg *tls.Co
 		return
 	}
 	defer b.openConns.Add(-1)
+	release, ok := b.pending.acquire(c)
+	if !ok {
+		b.metrics.connRefused.Inc()
+		b.logRefused.Do(func() {
+			b.log.Warn("connection refused: too many connections from one address waiting for their CONNECT",
+				"remote", c.RemoteAddr().String(), "listener", id, "max", maxPendingPerAddr)
+		})
+		return
+	}
+	defer release()
 	defer func() {
 		if r := recover(); r != nil {
 			b.metrics.panics.Inc()
@@ -130,6 +140,7 @@ func (b *Broker) serveConn(conns *connSet, id string, c net.Conn, tlsCfg *tls.Co
 	}
 	g := newGuardConn(conn, &b.guard)
 	g.meta = b.newConnMeta(state)
+	g.meta.connected = release // the hook calls it at CONNECT
 	err := establish(id, g)
 	if err != nil {
 		b.countEstablishError(err)
