@@ -36,6 +36,8 @@ type BrokerLimits struct {
 	// (0: unlimited); PublishBurst the bucket size (0: one second's worth).
 	MaxPublishRate float64 `yaml:"max_publish_rate"`
 	PublishBurst   int64   `yaml:"publish_burst"`
+	// MaxSubscriptions is the topic filters one client may hold.
+	MaxSubscriptions int64 `yaml:"max_subscriptions"`
 }
 
 // CommandsConfig is broker.commands: the $ferrite/cmd worker pool.
@@ -61,6 +63,7 @@ func (b *BrokerConfig) defaults() {
 			MaxKeepalive:      Duration(l.MaxKeepalive),
 			ConnectTimeout:    Duration(l.ConnectTimeout),
 			HandlerTimeout:    Duration(l.HandlerTimeout),
+			MaxSubscriptions:  int64(l.MaxSubscriptions),
 		},
 		Commands: CommandsConfig{Workers: 4, QueueSize: 256, Timeout: Duration(10 * time.Second)},
 		TLS:      BrokerTLSConfig{Listen: ":8883"},
@@ -92,6 +95,7 @@ func (b *BrokerConfig) validate(s section, _ *Config) {
 		ls.add("max_publish_rate", "%v out of range [0, 1e9] (0 disables the limit)", r)
 	}
 	ls.inRange("publish_burst", l.PublishBurst, 0, 1<<30)
+	ls.inRange("max_subscriptions", l.MaxSubscriptions, 1, 1<<20)
 	cs := s.in("commands")
 	cs.inRange("workers", b.Commands.Workers, 1, 1024)
 	cs.inRange("queue_size", b.Commands.QueueSize, 1, 1<<20)
@@ -120,6 +124,7 @@ func (b *BrokerConfig) BrokerOptions() broker.Options {
 			HandlerTimeout:    l.HandlerTimeout.D(),
 			MaxPublishRate:    l.MaxPublishRate,
 			PublishBurst:      int(l.PublishBurst),
+			MaxSubscriptions:  int(l.MaxSubscriptions),
 		},
 		Commands: broker.RouterOptions{
 			Workers:   int(b.Commands.Workers),

@@ -219,3 +219,34 @@ func TestPendingConnectionsPerAddress(t *testing.T) {
 		t.Fatalf("refused = %v", got)
 	}
 }
+
+// A client holds at most Limits.MaxSubscriptions filters; resubscribing to
+// one it holds always passes.
+func TestMaxSubscriptions(t *testing.T) {
+	l := DefaultLimits()
+	l.MaxSubscriptions = 2
+	b := startBroker(t, Options{Limits: l})
+	c, code := dialV5(t, tcpDial(t, b.Addr()), "subs", "", "", nil)
+	if code != 0 {
+		t.Fatalf("CONNACK 0x%02x", code)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	sa, err := c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
+		{Topic: "a/#", QoS: 1}, {Topic: "b/#", QoS: 1}, {Topic: "c/#", QoS: 1}}})
+	if sa == nil {
+		t.Fatal(err)
+	}
+	if got := sa.Reasons; len(got) != 3 || got[0] != 1 || got[1] != 1 || got[2] < 0x80 {
+		t.Fatalf("SUBACK reasons %x", got)
+	}
+	if c := subscribeCode(t, c, "a/#"); c != 1 {
+		t.Fatalf("resubscribe: 0x%02x", c)
+	}
+	if c := subscribeCode(t, c, "d/#"); c < 0x80 {
+		t.Fatalf("a third filter: 0x%02x", c)
+	}
+	if got := counterValue(b.metrics.subscriptionsRefused); got != 2 {
+		t.Fatalf("refused = %v", got)
+	}
+}

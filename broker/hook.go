@@ -22,6 +22,7 @@ var hookEvents = []byte{
 	mqtt.OnPacketEncode,
 	mqtt.OnPacketRead,
 	mqtt.OnPublish,
+	mqtt.OnSubscribe,
 	mqtt.OnWill,
 }
 
@@ -153,6 +154,41 @@ func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet
 		cl.Properties.ProtocolVersion == 5 {
 		pk.Properties.MaximumPacketSize = h.b.opts.Limits.MaxPacketSize
 		pk.Properties.TopicAliasMaximum = h.b.opts.Limits.TopicAliasMaximum
+	}
+	return pk
+}
+
+// overQuotaFilter replaces a filter over Limits.MaxSubscriptions: it is
+// invalid ('#' not last), so mochi refuses it in the SUBACK (0x8F topic
+// filter invalid for MQTT 5, 0x80 for 3.1.1) without subscribing.
+const overQuotaFilter = "#/over-quota"
+
+// OnSubscribe refuses the filters that would take the client past
+// Limits.MaxSubscriptions (mochi has no such limit: 20,000 filters of 30 KB
+// each were accepted, about 1 GB, in the security audit). Filters the client
+// already holds are resubscriptions and always pass.
+func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	max := h.b.opts.Limits.MaxSubscriptions
+	have := cl.State.Subscriptions.Len()
+	refused := 0
+	for i := range pk.Filters {
+		f := pk.Filters[i].Filter
+		if _, ok := cl.State.Subscriptions.Get(f); ok {
+			continue
+		}
+		if have >= max {
+			pk.Filters[i].Filter = overQuotaFilter
+			refused++
+			continue
+		}
+		have++
+	}
+	if refused > 0 {
+		h.b.metrics.subscriptionsRefused.Add(float64(refused))
+		h.b.logRefused.Do(func() {
+			h.b.log.Warn("subscriptions refused: the client holds its maximum", "client", cl.ID,
+				"remote", cl.Net.Remote, "max", max, "refused", refused)
+		})
 	}
 	return pk
 }

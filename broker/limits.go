@@ -55,6 +55,10 @@ type Limits struct {
 	// PublishBurst is the bucket's size: how many publishes may arrive at
 	// once above the rate (default: one second's worth, at least 1).
 	PublishBurst int
+	// MaxSubscriptions is how many topic filters one client may hold;
+	// further filters are refused in the SUBACK (0x97 quota exceeded for
+	// MQTT 5, 0x80 for 3.1.1).
+	MaxSubscriptions int
 }
 
 // connectionSlack is how many connections beyond MaxClients a listener keeps
@@ -76,6 +80,7 @@ func DefaultLimits() Limits {
 		MaxKeepalive:      time.Hour,
 		ConnectTimeout:    10 * time.Second,
 		HandlerTimeout:    30 * time.Second,
+		MaxSubscriptions:  1000,
 	}
 }
 
@@ -93,6 +98,7 @@ func (l Limits) Validate() error {
 	check(l.ReceiveMaximum > 0, "receive_maximum must be at least 1")
 	check(l.MaxInflight > 0, "max_inflight must be at least 1")
 	check(l.MaxQueuedMessages > 0, "max_queued_messages must be at least 1")
+	check(l.MaxSubscriptions > 0, "max_subscriptions must be at least 1")
 	check(l.SessionExpiry >= 0 && l.SessionExpiry <= math.MaxUint32*time.Second,
 		"session_expiry %s out of range", l.SessionExpiry)
 	check(l.MessageExpiry >= time.Second, "message_expiry %s must be at least 1s", l.MessageExpiry)

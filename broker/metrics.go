@@ -11,14 +11,15 @@ import (
 // metrics are the broker's Prometheus metrics. mochi's own counters
 // (system.Info, updated atomically) are exported through func collectors.
 type metrics struct {
-	packetsRejected *prometheus.CounterVec // reason
-	panics          prometheus.Counter
-	connRefused     prometheus.Counter
-	connectRefused  *prometheus.CounterVec // reason
-	tlsFailures     *prometheus.CounterVec // listener
-	rateLimited     *prometheus.CounterVec // action
-	handlerMessages *prometheus.CounterVec // handler, outcome
-	packetIDRemaps  prometheus.Counter
+	packetsRejected      *prometheus.CounterVec // reason
+	panics               prometheus.Counter
+	connRefused          prometheus.Counter
+	connectRefused       *prometheus.CounterVec // reason
+	subscriptionsRefused prometheus.Counter
+	tlsFailures          *prometheus.CounterVec // listener
+	rateLimited          *prometheus.CounterVec // action
+	handlerMessages      *prometheus.CounterVec // handler, outcome
+	packetIDRemaps       prometheus.Counter
 
 	commands        *prometheus.CounterVec   // command, outcome
 	commandDuration *prometheus.HistogramVec // command
@@ -42,6 +43,10 @@ func newMetrics(reg prometheus.Registerer, info *system.Info) (*metrics, error) 
 			Name: "ferrite_broker_connects_refused_total",
 			Help: "CONNECTs refused with a CONNACK, by reason (max_clients, not_authorized, client_id_in_use).",
 		}, []string{"reason"}),
+		subscriptionsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ferrite_broker_subscriptions_refused_total",
+			Help: "Topic filters refused because the client held broker.limits.max_subscriptions.",
+		}),
 		tlsFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ferrite_broker_tls_handshake_failures_total",
 			Help: "TLS handshakes that failed or timed out on the MQTT TLS listener (the connection is closed).",
@@ -87,7 +92,7 @@ func newMetrics(reg prometheus.Registerer, info *system.Info) (*metrics, error) 
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, load(p))
 	}
 	cs := []prometheus.Collector{
-		m.packetsRejected, m.panics, m.connRefused, m.connectRefused, m.tlsFailures, m.rateLimited,
+		m.packetsRejected, m.panics, m.connRefused, m.connectRefused, m.subscriptionsRefused, m.tlsFailures, m.rateLimited,
 		m.handlerMessages, m.packetIDRemaps, m.commands, m.commandDuration,
 		gauge("ferrite_broker_clients_connected", "MQTT clients currently connected.", &info.ClientsConnected),
 		gauge("ferrite_broker_subscriptions", "Active subscriptions.", &info.Subscriptions),
