@@ -158,6 +158,9 @@ func New(opts Options) (*Broker, error) {
 		return nil, fmt.Errorf("broker: metrics: %w", err)
 	}
 	b.metrics = m
+	// Idle sockets from one address may take at most half the connection
+	// cap (pending.go).
+	b.pending.setMax(int(min(maxPendingPerAddr, max(1, (opts.Limits.MaxClients+connectionSlack)/2))))
 	b.guard = guardPolicy{
 		maxPacketSize:     opts.Limits.MaxPacketSize,
 		topicAliasMaximum: opts.Limits.TopicAliasMaximum,

@@ -12,10 +12,11 @@ import (
 // hold it full with idle sockets, renewed every connect_timeout, and lock
 // every client out without credentials (found by the security audit). One
 // address may hold at most maxPendingPerAddr sockets that have not sent
-// their CONNECT yet; beyond that a new socket is closed at once. Clients
-// behind one NAT connect one after the other in practice, and a CONNECT
-// frees its slot.
-const maxPendingPerAddr = 32
+// their CONNECT yet; beyond that a new socket is closed at once. A CONNECT
+// frees its slot, so a hundred sensors behind one NAT reconnecting at once
+// after a restart still get in, while idle sockets from one address cannot
+// fill max_clients (1000) plus its slack.
+const maxPendingPerAddr = 128
 
 type pendingConns struct {
 	mu  sync.Mutex
