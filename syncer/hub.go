@@ -152,6 +152,7 @@ type Hub struct {
 	online   map[string]bool       // edges' retained status
 	meta     hubMeta
 	index    logIndex
+	acked    []uint64 // pruneGrace's worth of acknowledged prune targets, one per maintain
 
 	// mergeMu: a FullSync merge holds it exclusively for its whole length;
 	// an export holds it shared until its snapshot exists, so a snapshot
@@ -460,6 +461,10 @@ func (h *Hub) dispatch(in inbound) {
 	}
 }
 
+// pruneGrace is how many maintain ticks (seconds) an acknowledged op stays
+// in the hub's log before it is pruned.
+const pruneGrace = 10
+
 // maintain runs every second: index new ops, prune the log, flush state.
 func (h *Hub) maintain(ctx context.Context) {
 	st := h.opts.Store
@@ -478,7 +483,18 @@ func (h *Hub) maintain(ctx context.Context) {
 	h.mu.Unlock()
 	floor := h.index.floor(now, h.opts.RetentionBytes, h.opts.RetentionAge)
 	oldest := st.OldestSeq()
-	target := pruneTarget(recs, gen, oldest, st.DurableSeq(), floor)
+	// What every edge acknowledged is pruned pruneGrace later: an edge
+	// persists its down cursor lazily (about a second after it acks), so
+	// an edge killed right after an ack comes back with a slightly older
+	// cursor, and the ops it needs again must still be in the log or it
+	// gets a whole FullSync (found by the sync audit: every kill -9 of an
+	// edge cost one). The retention bounds apply at once.
+	h.acked = append(h.acked, pruneTarget(recs, gen, oldest, st.DurableSeq(), 0))
+	var acked uint64
+	if len(h.acked) > pruneGrace {
+		acked, h.acked = h.acked[0], h.acked[1:]
+	}
+	target := min(max(acked, floor), st.DurableSeq())
 	if target >= oldest {
 		if err := st.PruneOps(ctx, target); err != nil {
 			h.log.Error("pruning the op log failed", "err", err)
