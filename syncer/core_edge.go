@@ -383,8 +383,12 @@ func (c *edgeCore) onWelcome(now time.Time, w *Welcome) {
 		c.st.NeedFullUp = true
 		changed = true
 	}
-	if w.HubHas > c.link.OwnCounter {
-		c.note(slog.LevelError, "hub knows writes of this node beyond its counter: the data directory was lost or restored; writes made since may be shadowed",
+	switch {
+	case w.HubHas > c.link.OwnCounter && c.link.OwnCounter > 0:
+		c.note(slog.LevelError, "hub knows writes of this node beyond its counter: the data directory was lost or restored and written to before this sync; those writes are lost and this replica may stay inconsistent: stop the node, delete its data directory and restart it connected to the hub (docs/OPERATIONS.md, Backup and restore)",
+			"hub_has", w.HubHas, "counter", c.link.OwnCounter)
+	case w.HubHas > c.link.OwnCounter:
+		c.note(slog.LevelWarn, "hub knows writes of this node beyond its counter: the data directory was lost or restored; nothing was written since, the hub's state follows",
 			"hub_has", w.HubHas, "counter", c.link.OwnCounter)
 	}
 	if changed {
