@@ -2,12 +2,15 @@ package ferrite
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/ferrite-edge/ferrite/broker"
@@ -224,6 +227,7 @@ func (p *haPublisher) republish(ctx context.Context) error {
 // poll announces new sensors, publishes changed states and the gateway's.
 func (p *haPublisher) poll(ctx context.Context) error {
 	infos := p.src.Sensors()
+	p.register(infos)
 	for i := range infos {
 		info := &infos[i]
 		s := p.sensor(info.ID)
@@ -245,6 +249,30 @@ func (p *haPublisher) poll(ctx context.Context) error {
 	}
 	p.m.announced.Set(float64(len(p.sensors)))
 	return p.pollGateway(ctx)
+}
+
+// register gives the sensors not yet announced their slugs in the order
+// they were first seen (then by id): the order that decides which of two
+// ids with the same slug keeps it and which gets a hash suffix must be the
+// same after a restart, or their unique_ids swap and Home Assistant
+// attaches one sensor's history to the other (found by the HA audit).
+// First-seen times are persisted with the sensor registry.
+func (p *haPublisher) register(infos []ingest.SensorInfo) {
+	var fresh []*ingest.SensorInfo
+	for i := range infos {
+		if p.sensors[infos[i].ID] == nil && !p.skipped[infos[i].ID] {
+			fresh = append(fresh, &infos[i])
+		}
+	}
+	slices.SortFunc(fresh, func(a, b *ingest.SensorInfo) int {
+		if c := cmp.Compare(a.FirstSeen.UnixMilli(), b.FirstSeen.UnixMilli()); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	for _, info := range fresh {
+		p.sensor(info.ID)
+	}
 }
 
 // sensor returns the publisher's record of a sensor, making one (with a

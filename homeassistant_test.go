@@ -10,6 +10,7 @@ import (
 	"time"
 
 	pahov3 "github.com/eclipse/paho.mqtt.golang"
+	"github.com/ferrite-edge/ferrite/ingest"
 )
 
 func TestClassify(t *testing.T) {
@@ -410,5 +411,28 @@ homeassistant:
 	}
 	if _, err := ParseConfig(nil, "", []string{"FERRITE_HOMEASSISTANT_ENABLED=false", "FERRITE_NODE_ID=n"}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Two ids with the same slug keep their slugs across restarts: the one seen
+// first keeps the plain slug, whatever the ids' order (found by the HA
+// audit: unique_ids swapped after a restart).
+func TestHomeAssistantSlugsFollowFirstSeen(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	infos := []ingest.SensorInfo{ // sorted by id, as the source lists them
+		{ID: "COLL_X", FirstSeen: t0.Add(time.Second)},
+		{ID: "Coll_X", FirstSeen: t0},
+	}
+	for _, order := range [][]ingest.SensorInfo{infos, {infos[1]}} {
+		p := &haPublisher{cfg: HomeAssistantConfig{MaxSensors: 10}, sensors: map[string]*haSensor{},
+			slugs: map[string]string{}, skipped: map[string]bool{}}
+		p.register(order) // a restart sees both; the live node saw Coll_X first
+		p.register(infos)
+		if got := p.sensors["Coll_X"].slug; got != "coll_x" {
+			t.Errorf("Coll_X (seen first) has slug %q", got)
+		}
+		if got := p.sensors["COLL_X"].slug; got != "coll_x_"+shortHash("COLL_X") {
+			t.Errorf("COLL_X has slug %q", got)
+		}
 	}
 }
