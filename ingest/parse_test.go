@@ -75,6 +75,8 @@ func TestParseFormats(t *testing.T) {
 				{"urn:dev:ow:10e2073a01080063:current", 1.2, "", ts.Add(-5 * time.Second)},
 				{"urn:dev:ow:10e2073a01080063:current", 1.3, "", ts.Add(-4 * time.Second)},
 			}, nil},
+		{"senml fractional base time", "senml/f", `[{"bn":"f/","bt":1708302400.123,"n":"t","v":1}]`, "senml",
+			[]wantReading{{"f/t", 1, "", ts.Add(123 * time.Millisecond)}}, nil},
 		{"senml relative and base value", "senml/x", `[{"bn":"dev/","bv":10,"bu":"A","n":"a","v":1,"t":-10},{"n":"b","vb":true,"u":"bool"},{"n":"c","s":5,"bs":1}]`, "senml",
 			[]wantReading{
 				{"dev/a", 11, "A", testReceived.Add(-10 * time.Second)},
@@ -236,6 +238,14 @@ func TestTimestampHeuristics(t *testing.T) {
 		ns, ok, err := tsFromNumber([]byte(raw))
 		if err != nil || !ok || ns != want {
 			t.Errorf("%s: got %d %v %v, want %d", raw, ns, ok, err, want)
+		}
+	}
+	// Fractions are kept to the millisecond exactly (found by the HA audit:
+	// .123 s was stored as .122).
+	base := time.Date(2026, 11, 27, 18, 45, 8, 0, time.UTC).UnixNano()
+	for raw, frac := range map[string]int64{"1795805108.123": 123e6, "1795805108.001": 1e6, "1795805108.25": 250e6, "1795805108123.5": 123500e3} {
+		if ns, ok, err := tsFromNumber([]byte(raw)); err != nil || !ok || ns != base+frac {
+			t.Errorf("%s: got %d %v %v, want %d", raw, ns, ok, err, base+frac)
 		}
 	}
 	for _, raw := range []string{"0", "12345", "946684799"} {

@@ -194,9 +194,9 @@ func (p *parser) senmlResolve(base *senmlBase, rec *senmlRecord, received int64)
 	case math.IsNaN(t) || math.Abs(t) >= float64(maxDeviceTime)/1e9:
 		return fmt.Errorf("%w: SenML time out of range", ErrBadTimestamp)
 	case t < senmlRelativeLimit:
-		ts = received + int64(t*1e9)
+		ts = received + int64(math.Round(t*1e6))*1e3
 	default:
-		ts = int64(t * 1e9)
+		ts = int64(math.Round(t*1e6)) * 1e3 // to the µs: see tsFromFloat
 	}
 	if ts < minDeviceTime || ts >= maxDeviceTime {
 		return fmt.Errorf("%w: SenML time out of range", ErrBadTimestamp)

@@ -182,21 +182,27 @@ func tsFromFloat(f float64) (int64, bool, error) {
 	if f < 0 || math.IsNaN(f) {
 		return 0, false, fmt.Errorf("%w: negative", ErrBadTimestamp)
 	}
-	var ns float64
+	// Rounded to the microsecond, then scaled in integers: a float64 of
+	// seconds since 1970 holds about 0.2 µs, so f*1e9 of 1795805108.123 is
+	// ...08.122999808 and was stored as .122 ms.
+	var us float64
 	switch {
 	case f < secondsBelow:
-		ns = f * 1e9
+		us = math.Round(f * 1e6)
 	case f < millisBelow:
-		ns = f * 1e6
+		us = math.Round(f * 1e3)
 	case f < microsBelow:
-		ns = f * 1e3
+		us = math.Round(f)
 	default:
-		ns = f
+		us = f / 1e3
 	}
-	if ns >= float64(maxDeviceTime) {
+	if us*1e3 >= float64(maxDeviceTime) {
 		return 0, false, fmt.Errorf("%w: out of range", ErrBadTimestamp)
 	}
-	return checkDeviceTime(int64(math.Round(ns)))
+	if f >= microsBelow { // nanoseconds: keep them
+		return checkDeviceTime(int64(math.Round(f)))
+	}
+	return checkDeviceTime(int64(us) * 1e3)
 }
 
 func checkDeviceTime(ns int64) (int64, bool, error) {
