@@ -122,6 +122,7 @@ func TestPipelineBucketsPendingWhileStoreRefuses(t *testing.T) {
 func TestPipelineFlushAndRollupCommands(t *testing.T) {
 	n := newTestNode(t, t.TempDir(), func(o *Options) {
 		o.Aggregator.Widths = []time.Duration{time.Minute, time.Hour}
+		o.Aggregator.Node = "gw"
 	})
 	n.publishAt(t0.Add(time.Second), "sensors/a", "1")
 	if bs := n.buckets("a"); len(bs) != 2 || !bs[0].Open || bs[0].Width != "1m" || bs[1].Width != "1h" {
@@ -164,6 +165,23 @@ func TestPipelineFlushAndRollupCommands(t *testing.T) {
 	}
 	if bs := v.([]BucketReply); len(bs) != 0 {
 		t.Fatalf("buckets from 12:01 = %+v", bs)
+	}
+	// "<node>/<sensor>" reads the stored buckets of a node whose sensor is
+	// not in the local registry (a hub reading what its edges replicated;
+	// found by the HA audit: it answered "unknown sensor").
+	node := n.p.Aggregator().Config().Node
+	v, err = n.cmd("SENSOR.BUCKETS", node+"/a", "0", strconv.FormatInt(t0.Add(time.Hour).Unix(), 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bs := v.([]BucketReply); len(bs) != 2 || bs[0].Open || bs[1].Open {
+		t.Fatalf("%s/a: %+v", node, bs)
+	}
+	if v, err = n.cmd("SENSOR.BUCKETS", "other-node/a"); err != nil || len(v.([]BucketReply)) != 0 {
+		t.Fatalf("other-node/a: %v %v", v, err)
+	}
+	if _, err := n.cmd("SENSOR.BUCKETS", "nosuch"); !errors.Is(err, ErrUnknownSensor) {
+		t.Fatalf("nosuch: %v", err)
 	}
 }
 

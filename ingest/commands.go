@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -125,7 +126,7 @@ func Commands(p *Pipeline) []Command {
 		},
 		{
 			Name: "SENSOR.BUCKETS", MinArgs: 1, MaxArgs: 3, ReadOnly: true,
-			Help: "SENSOR.BUCKETS <id> [n | from [to]] — stored (replicated) and open buckets, newest first (from/to: unix seconds or RFC 3339)",
+			Help: "SENSOR.BUCKETS <id> [n | from [to]] — stored (replicated) and open buckets, newest first (from/to: unix seconds or RFC 3339); <node>/<sensor> reads another node's replicated buckets (on a hub)",
 			Run: func(ctx context.Context, args []string) (any, error) {
 				return bucketsCommand(ctx, p, args)
 			},
@@ -151,9 +152,17 @@ func bucketsCommand(ctx context.Context, p *Pipeline, args []string) (any, error
 		return nil, fmt.Errorf("%w: aggregation is disabled", ErrBadArgument)
 	}
 	id := args[0]
+	node, sensor := p.opts.Aggregator.Node, id
 	if _, ok := p.ingestion.Aggregate(id); !ok {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownSensor, id)
+		// Not a sensor of this node: "<node>/<sensor>" reads the buckets
+		// another node replicated here (a hub reading its edges' buckets).
+		n, s, found := strings.Cut(id, "/")
+		if !found || n == "" || s == "" {
+			return nil, fmt.Errorf("%w: %q (another node's sensor is <node>/<sensor>)", ErrUnknownSensor, id)
+		}
+		node, sensor = n, s
 	}
+	local := node == p.opts.Aggregator.Node
 	now := p.opts.Clock.Now()
 	n := defaultBuckets
 	from, to := time.Time{}, now.Add(time.Nanosecond)
@@ -179,9 +188,11 @@ func bucketsCommand(ctx context.Context, p *Pipeline, args []string) (any, error
 		n = maxBuckets
 	}
 	var out []Bucket
-	for _, b := range p.agg.Buckets(id, 0) {
-		if b.Open && !b.Start.Before(from) && b.Start.Before(to) {
-			out = append(out, b)
+	if local {
+		for _, b := range p.agg.Buckets(id, 0) {
+			if b.Open && !b.Start.Before(from) && b.Start.Before(to) {
+				out = append(out, b)
+			}
 		}
 	}
 	// Stored buckets: walk back from the newest interval before `to`, per
@@ -189,7 +200,7 @@ func bucketsCommand(ctx context.Context, p *Pipeline, args []string) (any, error
 	for _, w := range p.agg.Config().Widths {
 		start := time.Unix(0, alignDown(to.Add(-time.Nanosecond).UnixNano(), int64(w))).UTC()
 		for i := 0; i < n && !start.Before(from); i++ {
-			b, err := p.opts.Store.ReadBucket(ctx, Bucket{Node: p.opts.Aggregator.Node, Sensor: id, Width: w, Start: start})
+			b, err := p.opts.Store.ReadBucket(ctx, Bucket{Node: node, Sensor: sensor, Width: w, Start: start})
 			if err != nil {
 				return nil, err
 			}
