@@ -80,7 +80,7 @@ func (p *parser) parseFlat(r *compiledRule, payload []byte) error {
 		if fv.tasmota {
 			s.unit = p.tasmotaUnit(leaf)
 		} else {
-			s.unit = p.zigbeeUnit(leaf)
+			s.unit = p.zigbeeUnit(leaf, s.value)
 		}
 	}
 	return nil
@@ -120,7 +120,13 @@ var zigbeeUnits = map[string]string{
 	"voc":               "ppb",
 }
 
-func (p *parser) zigbeeUnit(leaf []byte) span {
+// zigbeeUnit returns the unit of a zigbee2mqtt field. "voltage" is a
+// battery's in millivolts (2000-3300) on battery devices but the mains
+// voltage in volts (230) on plugs: values below 1000 are volts.
+func (p *parser) zigbeeUnit(leaf []byte, value float64) span {
+	if string(leaf) == "voltage" && value < 1000 {
+		return p.appendText([]byte("V"))
+	}
 	if u, ok := zigbeeUnits[string(leaf)]; ok {
 		off := len(p.arena)
 		p.arena = append(p.arena, u...)

@@ -103,6 +103,8 @@ func TestParseFormats(t *testing.T) {
 			}, nil},
 		{"zigbee2mqtt last_seen", "zigbee2mqtt/plug", `{"power":3.5,"last_seen":"2024-02-19T00:26:40Z"}`, "zigbee2mqtt",
 			[]wantReading{{"plug/power", 3.5, "W", ts}}, nil},
+		{"zigbee2mqtt voltages", "zigbee2mqtt/v", `{"voltage":229,"x":{"voltage":3000}}`, "zigbee2mqtt",
+			[]wantReading{{"v/voltage", 229, "V", testReceived}, {"v/x/voltage", 3000, "mV", testReceived}}, nil},
 		{"zigbee2mqtt strings only", "zigbee2mqtt/btn", `{"action":"single"}`, "zigbee2mqtt", nil, nil},
 		{"zigbee2mqtt not object", "zigbee2mqtt/btn", `"online"`, "zigbee2mqtt", nil, ErrNoValue},
 		{"esphome", "kitchen/sensor/temperature/state", "19.25", "esphome", []wantReading{{"kitchen/temperature", 19.25, "", time.Time{}}}, nil},
