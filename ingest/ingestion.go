@@ -152,8 +152,8 @@ func (s *SensorIngestion) Aggregate(id string) (SensorInfo, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st, ok := s.sensors[id]
-	if !ok {
-		return SensorInfo{}, false
+	if !ok || st.info.Count == 0 {
+		return SensorInfo{}, false // unknown, or admitted and not stored yet
 	}
 	return st.info, true
 }
@@ -186,7 +186,10 @@ func (s *SensorIngestion) Sensors(pattern string) []SensorInfo {
 	s.mu.Lock()
 	out := make([]SensorInfo, 0, len(s.sensors))
 	for id, st := range s.sensors {
-		if pattern == "" || globMatch(pattern, id) {
+		// A sensor admitted by a batch still being stored has no reading
+		// yet: listing it would show zeros (Home Assistant would record a
+		// 0 °C state).
+		if st.info.Count > 0 && (pattern == "" || globMatch(pattern, id)) {
 			out = append(out, st.info)
 		}
 	}
