@@ -116,16 +116,21 @@ func TestConnectionLimit(t *testing.T) {
 	l.MaxClients = 1
 	b := startBroker(t, Options{Limits: l})
 	b.pending.setMax(1000) // this test is about the global cap, from one address
-	var conns []net.Conn
-	for range connectionSlack + 1 {
+	idleThenRefused(t, b, connectionSlack+1)
+}
+
+// idleThenRefused opens n idle sockets, waits until the broker holds them,
+// and checks that one more is closed at once and counted.
+func idleThenRefused(t *testing.T, b *Broker, n int) {
+	t.Helper()
+	for range n {
 		c, err := net.Dial("tcp", b.Addr())
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c.Close()
-		conns = append(conns, c)
+		t.Cleanup(func() { _ = c.Close() })
 	}
-	eventually(t, "connections accepted", func() bool { return b.openConns.Load() == connectionSlack+1 })
+	eventually(t, "idle sockets accepted", func() bool { return b.openConns.Load() == int64(n) })
 	extra, err := net.Dial("tcp", b.Addr())
 	if err != nil {
 		t.Fatal(err)
@@ -200,24 +205,7 @@ func TestStartBindError(t *testing.T) {
 // their CONNECT: idle sockets cannot fill the connection cap (found by the
 // security audit), and a CONNECT frees the slot.
 func TestPendingConnectionsPerAddress(t *testing.T) {
-	b := startBroker(t, Options{})
-	for range maxPendingPerAddr {
-		c, err := net.Dial("tcp", b.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-	}
-	eventually(t, "idle sockets accepted", func() bool { return b.openConns.Load() == maxPendingPerAddr })
-	extra, err := net.Dial("tcp", b.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer extra.Close()
-	expectClosed(t, extra)
-	if got := counterValue(b.metrics.connRefused); got != 1 {
-		t.Fatalf("refused = %v", got)
-	}
+	idleThenRefused(t, startBroker(t, Options{}), maxPendingPerAddr)
 }
 
 // A client holds at most Limits.MaxSubscriptions filters; resubscribing to
