@@ -33,6 +33,7 @@ var haUnits = map[string]string{
 	"lx": "lx", "lux": "lx",
 	"ppm": "ppm", "ppb": "ppb",
 	"µg/m³": "µg/m³", "ug/m3": "µg/m³", "µg/m3": "µg/m³",
+	"\u03bcg/m³": "µg/m³", "\u03bcg/m3": "µg/m³", // Greek mu, as Home Assistant now writes it
 	"db": "dB", "dbm": "dBm", "hz": "Hz",
 }
 
@@ -64,6 +65,13 @@ var haNameClasses = map[string]haClass{
 	"co2":           {"ppm", "carbon_dioxide", "measurement"},
 }
 
+// haBinaryNames are zigbee2mqtt fields that carry a boolean (ON/OFF,
+// true/false become 1/0).
+var haBinaryNames = map[string]bool{
+	"occupancy": true, "presence": true, "contact": true, "water_leak": true, "smoke": true,
+	"tamper": true, "battery_low": true, "vibration": true, "state": true, "child_lock": true,
+}
+
 // classify derives a sensor's Home Assistant unit, device class and state
 // class from its id and the unit its readings carried. A device class is
 // only set with a unit Home Assistant accepts for it, so the entity never
@@ -77,9 +85,17 @@ func classify(sensor, unit string) haClass {
 	name, parent := sensorName(sensor)
 	c := haClass{Unit: u, StateClass: "measurement"}
 	switch {
+	case haBinaryNames[name]:
+		// A 0/1 state (zigbee2mqtt occupancy, contact, ...): no statistics.
+		c.StateClass = ""
 	case u == "":
-		if parent == "energy" && (name == "total" || name == "today" || name == "yesterday") {
+		switch {
+		case parent == "energy" && (name == "total" || name == "today"):
 			return haClass{"kWh", "energy", "total_increasing"}
+		case parent == "energy" && name == "yesterday":
+			// One value per day: not a running total, so no statistics
+			// (as total_increasing the energy dashboard counted it again).
+			return haClass{"kWh", "energy", ""}
 		}
 		if nc, ok := haNameClasses[name]; ok {
 			return nc

@@ -103,29 +103,33 @@ func (p *parser) tasmotaUnit(leaf []byte) span {
 // zigbeeUnits are the units zigbee2mqtt documents for its common exposes;
 // its payloads carry no units themselves.
 var zigbeeUnits = map[string]string{
-	"temperature":       "°C",
-	"local_temperature": "°C",
-	"humidity":          "%",
-	"soil_moisture":     "%",
-	"pressure":          "hPa",
-	"battery":           "%",
-	"voltage":           "mV",
-	"illuminance_lux":   "lx",
-	"linkquality":       "lqi",
-	"power":             "W",
-	"energy":            "kWh",
-	"current":           "A",
-	"co2":               "ppm",
-	"pm25":              "µg/m³",
-	"voc":               "ppb",
+	"temperature":        "°C",
+	"local_temperature":  "°C",
+	"device_temperature": "°C",
+	"humidity":           "%",
+	"soil_moisture":      "%",
+	"pressure":           "hPa",
+	"battery":            "%",
+	"voltage":            "mV",
+	"illuminance_lux":    "lx",
+	"linkquality":        "lqi",
+	"power":              "W",
+	"energy":             "kWh",
+	"current":            "A",
+	"co2":                "ppm",
+	"pm25":               "µg/m³",
+	"voc":                "ppb",
 }
 
 // zigbeeUnit returns the unit of a zigbee2mqtt field. "voltage" is a
 // battery's in millivolts (2000-3300) on battery devices but the mains
 // voltage in volts (230) on plugs: values below 1000 are volts.
 func (p *parser) zigbeeUnit(leaf []byte, value float64) span {
-	if string(leaf) == "voltage" && value < 1000 {
-		return p.appendText([]byte("V"))
+	if bytes.HasSuffix(leaf, []byte("voltage")) { // voltage, battery_voltage
+		if value < 1000 {
+			return p.appendText([]byte("V"))
+		}
+		return p.appendText([]byte("mV"))
 	}
 	if u, ok := zigbeeUnits[string(leaf)]; ok {
 		off := len(p.arena)
