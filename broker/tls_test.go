@@ -10,14 +10,15 @@ import (
 
 	paho "github.com/eclipse/paho.golang/paho"
 	pahov3 "github.com/eclipse/paho.mqtt.golang"
+	"github.com/ferrite-edge/ferrite/test/pki"
 )
 
 // tlsFixture is a broker with mqtts and wss listeners, client certificates
 // verified against ca, and identity-as-username on.
-func tlsFixture(t *testing.T, require bool) (*authFixture, *testCA) {
+func tlsFixture(t *testing.T, require bool) (*authFixture, *pki.CA) {
 	t.Helper()
-	ca := newTestCA(t, "test")
-	cert, key := ca.issue("broker", true)
+	ca := pki.NewCA(t, "test")
+	cert, key := ca.Issue("broker", true)
 	st, err := LoadServerTLS(TLSFiles{Cert: cert, Key: key, ClientCA: ca.File, RequireClientCert: require})
 	if err != nil {
 		t.Fatal(err)
@@ -44,8 +45,8 @@ func TestTLSListenerClientCertificates(t *testing.T) {
 		t.Fatal("TLS listeners not bound")
 	}
 	// The certificate's CN is the user name: no password needed.
-	cert, key := ca.issue("sensor1", false)
-	conn, err := tlsDial(t, addr, clientTLS(t, ca, cert, key))
+	cert, key := ca.Issue("sensor1", false)
+	conn, err := tlsDial(t, addr, pki.ClientTLS(t, ca, cert, key))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +61,7 @@ func TestTLSListenerClientCertificates(t *testing.T) {
 		t.Fatalf("publish outside sensor1's rules: 0x%02x", code)
 	}
 	// Claiming another user name in CONNECT changes nothing: the CN wins.
-	conn2, err := tlsDial(t, addr, clientTLS(t, ca, cert, key))
+	conn2, err := tlsDial(t, addr, pki.ClientTLS(t, ca, cert, key))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +73,7 @@ func TestTLSListenerClientCertificates(t *testing.T) {
 		t.Fatalf("a certificate client got another user's rights: 0x%02x", code)
 	}
 	// No certificate: the password path, over TLS.
-	conn3, err := tlsDial(t, addr, clientTLS(t, ca, "", ""))
+	conn3, err := tlsDial(t, addr, pki.ClientTLS(t, ca, "", ""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,9 +81,9 @@ func TestTLSListenerClientCertificates(t *testing.T) {
 		t.Fatalf("password over TLS: 0x%02x", code)
 	}
 	// A client certificate from another CA fails the handshake.
-	other := newTestCA(t, "other")
-	ocert, okey := other.issue("sensor1", false)
-	forced := clientTLS(t, ca, ocert, okey)
+	other := pki.NewCA(t, "other")
+	ocert, okey := other.Issue("sensor1", false)
+	forced := pki.ClientTLS(t, ca, ocert, okey)
 	kp := forced.Certificates[0]
 	// Go's client only offers a certificate the server's CA list names:
 	// force it, as a hostile client would.
@@ -96,11 +97,11 @@ func TestTLSListenerClientCertificates(t *testing.T) {
 		}
 	}
 	// A client that does not trust the broker's CA refuses it.
-	if _, err := tlsDial(t, addr, clientTLS(t, other, "", "")); err == nil || !strings.Contains(err.Error(), "certificate") {
+	if _, err := tlsDial(t, addr, pki.ClientTLS(t, other, "", "")); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("wrong CA: %v", err)
 	}
 	// TLS 1.1 is refused.
-	old := clientTLS(t, ca, "", "")
+	old := pki.ClientTLS(t, ca, "", "")
 	old.MinVersion, old.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
 	if _, err := tlsDial(t, addr, old); err == nil {
 		t.Fatal("TLS 1.1 accepted")
@@ -112,7 +113,7 @@ func TestTLSListenerClientCertificates(t *testing.T) {
 
 func TestTLSRequireClientCert(t *testing.T) {
 	f, ca := tlsFixture(t, true)
-	conn, err := tlsDial(t, f.b.TLSAddr(), clientTLS(t, ca, "", ""))
+	conn, err := tlsDial(t, f.b.TLSAddr(), pki.ClientTLS(t, ca, "", ""))
 	if err == nil {
 		_ = conn.SetReadDeadline(time.Now().Add(waitTimeout))
 		if _, err := conn.Read(make([]byte, 1)); err == nil {
@@ -129,7 +130,7 @@ func TestTLSRequireClientCert(t *testing.T) {
 func TestTLSGuardedHostilePacket(t *testing.T) {
 	f, ca := tlsFixture(t, false)
 	good, _ := dialV5(t, tcpDial(t, f.b.Addr()), "good", "admin", "admin-pw", nil)
-	conn, err := tlsDial(t, f.b.TLSAddr(), clientTLS(t, ca, "", ""))
+	conn, err := tlsDial(t, f.b.TLSAddr(), pki.ClientTLS(t, ca, "", ""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,9 +173,9 @@ func buildConnectV5(id, user, pass string) []byte {
 
 func TestTLSWebSocket(t *testing.T) {
 	f, ca := tlsFixture(t, false)
-	cert, key := ca.issue("sensor1", false)
+	cert, key := ca.Issue("sensor1", false)
 	o := pahov3.NewClientOptions().AddBroker("wss://localhost:" + portOf(f.b.TLSWebSocketAddr()) + "/mqtt").
-		SetClientID("wss1").SetAutoReconnect(false).SetTLSConfig(clientTLS(t, ca, cert, key))
+		SetClientID("wss1").SetAutoReconnect(false).SetTLSConfig(pki.ClientTLS(t, ca, cert, key))
 	c := pahov3.NewClient(o)
 	if tok := c.Connect(); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
 		t.Fatalf("wss connect: %v", tok.Error())
@@ -192,22 +193,22 @@ func TestTLSWebSocket(t *testing.T) {
 }
 
 func TestServerTLSReload(t *testing.T) {
-	ca := newTestCA(t, "r")
-	cert, key := ca.issue("broker", true)
+	ca := pki.NewCA(t, "r")
+	cert, key := ca.Issue("broker", true)
 	st, err := LoadServerTLS(TLSFiles{Cert: cert, Key: key})
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := startBroker(t, Options{TLSListen: "127.0.0.1:0", TLS: st})
 	serialOf := func() string {
-		c, err := tlsDial(t, b.TLSAddr(), clientTLS(t, ca, "", ""))
+		c, err := tlsDial(t, b.TLSAddr(), pki.ClientTLS(t, ca, "", ""))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
 	}
 	before := serialOf()
-	cert2, key2 := ca.issue("broker", true) // same names, new serial
+	cert2, key2 := ca.Issue("broker", true) // same names, new serial
 	if err := os.Rename(cert2, cert); err != nil {
 		t.Fatal(err)
 	}

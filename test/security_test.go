@@ -17,6 +17,7 @@ import (
 	paho "github.com/eclipse/paho.golang/paho"
 
 	"github.com/ferrite-edge/ferrite/test/e2e"
+	"github.com/ferrite-edge/ferrite/test/pki"
 )
 
 // secureACL is the ACL of the security tests: a sensor that owns its
@@ -265,7 +266,7 @@ func TestShippedEdgeConfigAnonymousOnlyFromLoopback(t *testing.T) {
 func TestSecurityTLS(t *testing.T) {
 	needMosquittoClients(t)
 	passwd, acl := secureFiles(t)
-	ca := e2e.NewCA(t, "site")
+	ca := pki.NewCA(t, "site")
 	cert, key := ca.Issue("gateway", true)
 	p := e2e.Start(t, secureConfig(passwd, acl),
 		"FERRITE_BROKER_TLS_LISTEN=127.0.0.1:0", "FERRITE_BROKER_TLS_WEBSOCKET=127.0.0.1:0",
@@ -276,11 +277,11 @@ func TestSecurityTLS(t *testing.T) {
 		t.Fatalf("TLS listeners missing from the run file: %+v", p.Info)
 	}
 	port := e2e.Port(p.Info.MQTTS)
-	other := e2e.NewCA(t, "other")
+	other := pki.NewCA(t, "other")
 
 	// mosquitto clients with --cafile and a password.
 	monRecv := make(chan *paho.Publish, 4)
-	mconn, err := e2e.Dial(t, p.Info.MQTTS, e2e.ClientTLS(t, ca, "", ""))
+	mconn, err := e2e.Dial(t, p.Info.MQTTS, pki.ClientTLS(t, ca, "", ""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,13 +300,13 @@ func TestSecurityTLS(t *testing.T) {
 	if code, out := mosq(t, "mosquitto_pub", append(bad, "-u", "sensor1", "-P", "sensor1-pw")...); code == 0 {
 		t.Fatalf("mosquitto_pub trusting another CA: exit 0: %s", out)
 	}
-	if _, err := e2e.Dial(t, p.Info.MQTTS, e2e.ClientTLS(t, other, "", "")); err == nil || !strings.Contains(err.Error(), "certificate") {
+	if _, err := e2e.Dial(t, p.Info.MQTTS, pki.ClientTLS(t, other, "", "")); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("paho trusting another CA: %v", err)
 	}
 
 	// A client certificate is the identity: CN sensor1, no password.
 	ccert, ckey := ca.Issue("sensor1", false)
-	conn, err := e2e.Dial(t, p.Info.MQTTS, e2e.ClientTLS(t, ca, ccert, ckey))
+	conn, err := e2e.Dial(t, p.Info.MQTTS, pki.ClientTLS(t, ca, ccert, ckey))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +326,7 @@ func TestSecurityTLS(t *testing.T) {
 	}
 
 	// HTTPS for health and metrics.
-	hc := &http.Client{Timeout: e2e.Timeout, Transport: &http.Transport{TLSClientConfig: e2e.ClientTLS(t, ca, "", "")}}
+	hc := &http.Client{Timeout: e2e.Timeout, Transport: &http.Transport{TLSClientConfig: pki.ClientTLS(t, ca, "", "")}}
 	if body := httpGet(t, hc, "https://localhost:"+e2e.Port(p.Info.HTTP)+"/healthz"); body != "ok\n" {
 		t.Fatalf("https /healthz: %q", body)
 	}
@@ -361,7 +362,7 @@ func TestHubLinkOverMQTTS(t *testing.T) {
 	if err := os.WriteFile(acl, []byte(hubSecureACL), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ca := e2e.NewCA(t, "hub-ca")
+	ca := pki.NewCA(t, "hub-ca")
 	cert, key := ca.Issue("hub", true)
 	hub := e2e.Start(t, fmt.Sprintf(`
 node_id: hub-1
@@ -407,7 +408,7 @@ http:
 	})
 
 	// A wrong CA: the edge refuses the hub's certificate and reports it.
-	other := e2e.NewCA(t, "not-the-hub")
+	other := pki.NewCA(t, "not-the-hub")
 	bad := e2e.Start(t, edgeConfig("edge-c", url), "FERRITE_SYNC_TLS_CA="+other.File,
 		"FERRITE_SYNC_USERNAME=edge-b", "FERRITE_SYNC_PASSWORD=edge-b-pw")
 	c := e2e.NewCommander(t, bad.MQTTAddr())

@@ -1,4 +1,7 @@
-package broker
+// Package pki makes throwaway certificate authorities and certificates for
+// tests (TLS listeners, client certificates, the hub link). It depends on
+// nothing in the project, so any package's tests can import it.
+package pki
 
 import (
 	"crypto/ecdsa"
@@ -12,12 +15,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// testCA is a throwaway certificate authority written to a temp dir.
-type testCA struct {
+// CA is a throwaway certificate authority for a test: its certificate and
+// the ones it issues are PEM files in a temp dir (never committed).
+type CA struct {
 	t    testing.TB
 	dir  string
 	cert *x509.Certificate
@@ -26,7 +31,8 @@ type testCA struct {
 	Pool *x509.CertPool
 }
 
-func newTestCA(t testing.TB, name string) *testCA {
+// NewCA makes a CA named name.
+func NewCA(t testing.TB, name string) *CA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -46,13 +52,13 @@ func newTestCA(t testing.TB, name string) *testCA {
 		t.Fatal(err)
 	}
 	cert, _ := x509.ParseCertificate(der)
-	ca := &testCA{t: t, dir: t.TempDir(), cert: cert, key: key, Pool: x509.NewCertPool()}
+	ca := &CA{t: t, dir: t.TempDir(), cert: cert, key: key, Pool: x509.NewCertPool()}
 	ca.Pool.AddCert(cert)
 	ca.File = ca.write(name+"-ca.pem", "CERTIFICATE", der)
 	return ca
 }
 
-func (ca *testCA) write(name, typ string, der []byte) string {
+func (ca *CA) write(name, typ string, der []byte) string {
 	path := filepath.Join(ca.dir, name)
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
 		ca.t.Fatal(err)
@@ -60,19 +66,18 @@ func (ca *testCA) write(name, typ string, der []byte) string {
 	return path
 }
 
-var serial int64 = 100
+var serial atomic.Int64
 
-// issue signs a certificate for cn (server: for 127.0.0.1, ::1 and
+// Issue signs a certificate for cn (server: for 127.0.0.1, ::1 and
 // localhost) and returns its cert and key files.
-func (ca *testCA) issue(cn string, server bool) (certFile, keyFile string) {
+func (ca *CA) Issue(cn string, server bool) (certFile, keyFile string) {
 	ca.t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		ca.t.Fatal(err)
 	}
-	serial++
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
+		SerialNumber: big.NewInt(100 + serial.Add(1)),
 		Subject:      pkix.Name{CommonName: cn},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
@@ -95,8 +100,8 @@ func (ca *testCA) issue(cn string, server bool) (certFile, keyFile string) {
 	return ca.write(cn+".pem", "CERTIFICATE", der), ca.write(cn+"-key.pem", "EC PRIVATE KEY", kb)
 }
 
-// clientTLS is a client configuration trusting ca, presenting cert/key if set.
-func clientTLS(t testing.TB, ca *testCA, certFile, keyFile string) *tls.Config {
+// ClientTLS is a client configuration trusting ca, presenting cert/key if set.
+func ClientTLS(t testing.TB, ca *CA, certFile, keyFile string) *tls.Config {
 	t.Helper()
 	c := &tls.Config{RootCAs: ca.Pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}
 	if certFile != "" {
