@@ -67,42 +67,35 @@ func (s *Store) Set(ctx context.Context, key string, value []byte) error {
 // SetWith sets key to the string value with options. It reports false (and
 // writes nothing) when NX or XX prevented the write.
 func (s *Store) SetWith(ctx context.Context, key string, value []byte, o SetOptions) (bool, error) {
-	if err := o.validate(); err != nil {
-		return false, err
-	}
-	if err := s.checkValue(value); err != nil {
-		return false, err
-	}
-	if err := s.enter(); err != nil {
-		return false, err
-	}
-	defer s.leave()
-	r := &setReq{value: value, o: o}
-	r.writeReq = writeReq{key: key, grows: true, creates: true, adds: len(value) + entryOverhead, op: r}
-	err := s.write(ctx, &r.writeReq)
-	return r.done && err == nil, err
+	r, err := s.set(ctx, key, value, o, false)
+	return err == nil && r.done, err
 }
 
 // SetGet is SET with GET: it sets key as SetWith does and returns the value
 // it held before (existed false if it had none), read in the same atomic
 // write. A key holding a collection is left alone: ErrWrongType.
 func (s *Store) SetGet(ctx context.Context, key string, value []byte, o SetOptions) (old []byte, existed bool, err error) {
-	if err := o.validate(); err != nil {
-		return nil, false, err
-	}
-	if err := s.checkValue(value); err != nil {
-		return nil, false, err
-	}
-	if err := s.enter(); err != nil {
-		return nil, false, err
-	}
-	defer s.leave()
-	r := &setReq{value: value, o: o, get: true}
-	r.writeReq = writeReq{key: key, grows: true, creates: true, adds: len(value) + entryOverhead, op: r}
-	if err := s.write(ctx, &r.writeReq); err != nil {
+	r, err := s.set(ctx, key, value, o, true)
+	if err != nil {
 		return nil, false, err
 	}
 	return r.old, r.had, nil
+}
+
+func (s *Store) set(ctx context.Context, key string, value []byte, o SetOptions, get bool) (*setReq, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	if err := s.checkValue(value); err != nil {
+		return nil, err
+	}
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	r := &setReq{value: value, o: o, get: get}
+	r.writeReq = writeReq{key: key, grows: true, creates: true, adds: len(value) + entryOverhead, op: r}
+	return r, s.write(ctx, &r.writeReq)
 }
 
 // setReq is a SET: the hottest write, built without a closure.
