@@ -182,27 +182,24 @@ func tsFromFloat(f float64) (int64, bool, error) {
 	if f < 0 || math.IsNaN(f) {
 		return 0, false, fmt.Errorf("%w: negative", ErrBadTimestamp)
 	}
-	// Rounded to the microsecond, then scaled in integers: a float64 of
-	// seconds since 1970 holds about 0.2 µs, so f*1e9 of 1795805108.123 is
-	// ...08.122999808 and was stored as .122 ms.
-	var us float64
+	// Seconds, ms and µs are rounded to the microsecond, then scaled in
+	// integers: a float64 of seconds since 1970 holds about 0.2 µs, so
+	// f*1e9 of 1795805108.123 is ...08.122999808 and was stored as .122 ms.
+	var v, scale float64 = f, 1 // v in units of scale nanoseconds
 	switch {
 	case f < secondsBelow:
-		us = math.Round(f * 1e6)
+		v, scale = math.Round(f*1e6), 1e3
 	case f < millisBelow:
-		us = math.Round(f * 1e3)
+		v, scale = math.Round(f*1e3), 1e3
 	case f < microsBelow:
-		us = math.Round(f)
+		v, scale = math.Round(f), 1e3
 	default:
-		us = f / 1e3
+		v = math.Round(f)
 	}
-	if us*1e3 >= float64(maxDeviceTime) {
+	if v*scale >= float64(maxDeviceTime) {
 		return 0, false, fmt.Errorf("%w: out of range", ErrBadTimestamp)
 	}
-	if f >= microsBelow { // nanoseconds: keep them
-		return checkDeviceTime(int64(math.Round(f)))
-	}
-	return checkDeviceTime(int64(us) * 1e3)
+	return checkDeviceTime(int64(v) * int64(scale))
 }
 
 func checkDeviceTime(ns int64) (int64, bool, error) {
