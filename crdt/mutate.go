@@ -27,9 +27,13 @@ type Mut struct {
 type Delta struct {
 	frag Entry
 	Ctx  []Dot // sorted, unique
+}
 
-	// Storage for a local mutation's first heads and covered dots, so that
-	// building a delta costs one allocation (newBuilder).
+// builtDelta is a Delta with storage for a local mutation's first heads and
+// covered dots, so that building one costs one allocation (newBuilder);
+// decoded deltas do not carry it.
+type builtDelta struct {
+	Delta
 	headBuf [2]Head
 	ctxBuf  [4]Dot
 }
@@ -211,8 +215,8 @@ type builder struct {
 }
 
 func newBuilder(e *Entry, m Mut) builder {
-	d := new(Delta)
-	return builder{e: e, m: m, d: d, ctx: d.ctxBuf[:0], frag: Entry{heads: LWWRegister{heads: d.headBuf[:0]}}}
+	bd := new(builtDelta)
+	return builder{e: e, m: m, d: &bd.Delta, ctx: bd.ctxBuf[:0], frag: Entry{heads: LWWRegister{heads: bd.headBuf[:0]}}}
 }
 
 func (b *builder) cover(d Dot) { b.ctx = append(b.ctx, d) }
