@@ -125,11 +125,11 @@ const (
 // parses CONNECT before this hook and arms the read deadline from
 // cl.State.Keepalive right after it.
 func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
-	if m := metaOf(cl); m != nil && m.connected != nil {
-		m.connected()
-	}
-	if m := metaOf(cl); m != nil && h.b.opts.IdentityAsUsername {
-		if id := certIdentity(m.tls); id != "" {
+	if m := metaOf(cl); m != nil {
+		if m.connected != nil {
+			m.connected()
+		}
+		if id := certIdentity(m.tls); id != "" && h.b.opts.IdentityAsUsername {
 			m.identity = id
 			cl.Properties.Username = []byte(id)
 		}
