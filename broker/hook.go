@@ -129,9 +129,11 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		if m.connected != nil {
 			m.connected()
 		}
-		if id := certIdentity(m.tls); id != "" && h.b.opts.IdentityAsUsername {
-			m.identity = id
-			cl.Properties.Username = []byte(id)
+		if h.b.opts.IdentityAsUsername {
+			if id := certIdentity(m.tls); id != "" {
+				m.identity = id
+				cl.Properties.Username = []byte(id)
+			}
 		}
 	}
 	if max := h.b.opts.Limits.keepaliveSeconds(); max > 0 {
