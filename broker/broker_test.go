@@ -130,7 +130,13 @@ func idleThenRefused(t *testing.T, b *Broker, n int) {
 		}
 		t.Cleanup(func() { _ = c.Close() })
 	}
-	eventually(t, "idle sockets accepted", func() bool { return b.openConns.Load() == int64(n) })
+	// Wait for the pending slots, not only the open count: the count rises
+	// before a connection takes its slot, so the extra socket below could
+	// otherwise take the last slot and a held one be refused instead (seen
+	// in CI on a loaded machine).
+	eventually(t, "idle sockets accepted", func() bool {
+		return b.openConns.Load() == int64(n) && b.pending.held() == n
+	})
 	extra, err := net.Dial("tcp", b.Addr())
 	if err != nil {
 		t.Fatal(err)

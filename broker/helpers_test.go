@@ -197,3 +197,14 @@ type lockedConn struct {
 	net.Conn
 	sync.Mutex
 }
+
+// held is the number of sockets holding a pending slot, over all addresses.
+func (p *pendingConns) held() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, v := range p.n {
+		n += v
+	}
+	return n
+}
