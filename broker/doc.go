@@ -106,6 +106,14 @@
 // ferrite_broker_connects_refused_total, ferrite_broker_inflight_dropped_total,
 // ferrite_broker_messages_dropped_total).
 //
+// # Session takeover
+//
+// A client connecting with the id of a connected client takes its session
+// over, as in mosquitto. mochi v2.7.9 can lose the new client from its
+// client map when the old session ends with its connection, so nothing is
+// delivered to it; the hook ends such an old connection itself before
+// mochi looks for the session (takeover.go).
+//
 // # Lifecycle
 //
 // New → Handle/Router().Register → Start → Close. Close stops accepting,

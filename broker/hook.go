@@ -9,7 +9,8 @@ import (
 )
 
 // hook is the broker's single mochi hook: authentication, keepalive limits,
-// CONNACK properties mochi leaves out, command routing and handler dispatch.
+// CONNACK properties mochi leaves out, command routing, handler dispatch and
+// a session-takeover fix (takeover.go).
 type hook struct {
 	mqtt.HookBase
 	b *Broker
@@ -22,6 +23,7 @@ var hookEvents = []byte{
 	mqtt.OnPacketEncode,
 	mqtt.OnPacketRead,
 	mqtt.OnPublish,
+	mqtt.OnSessionEstablish,
 	mqtt.OnSubscribe,
 	mqtt.OnWill,
 }
