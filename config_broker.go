@@ -17,6 +17,9 @@ type BrokerConfig struct {
 	TLS       BrokerTLSConfig `yaml:"tls"`
 	Limits    BrokerLimits    `yaml:"limits"`
 	Commands  CommandsConfig  `yaml:"commands"`
+	// PersistRetained keeps retained messages in the data dir across
+	// restarts, as mosquitto's persistence does (default true).
+	PersistRetained bool `yaml:"persist_retained"`
 }
 
 // BrokerLimits is broker.limits: (see broker.Limits for each meaning).
@@ -50,7 +53,8 @@ type CommandsConfig struct {
 func (b *BrokerConfig) defaults() {
 	l := broker.DefaultLimits()
 	*b = BrokerConfig{
-		Listen: ":1883",
+		Listen:          ":1883",
+		PersistRetained: true,
 		Limits: BrokerLimits{
 			MaxPacketSize:     Size(l.MaxPacketSize),
 			MaxClients:        l.MaxClients,

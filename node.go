@@ -201,6 +201,11 @@ func (n *Node) start(ctx context.Context) error {
 		}
 	}
 	// 5. The broker: clients may connect from here on.
+	if n.cfg.Broker.PersistRetained {
+		if err := n.broker.PersistRetained(n.store); err != nil {
+			return fmt.Errorf("ferrite: %w", err)
+		}
+	}
 	if err := n.broker.Start(ctx); err != nil {
 		return fmt.Errorf("ferrite: %w", err)
 	}

@@ -94,6 +94,9 @@ type Broker struct {
 	logGuard   rate.Sometimes
 	logRate    rate.Sometimes
 	logTLS     rate.Sometimes
+	logRetain  rate.Sometimes
+
+	retained RetainedStore // set by PersistRetained before Start
 
 	mu        sync.Mutex
 	started   bool
@@ -137,6 +140,7 @@ func New(opts Options) (*Broker, error) {
 		auth:       opts.Auth,
 		logRejects: rate.Sometimes{Interval: 10 * time.Second},
 		logRefused: rate.Sometimes{Interval: 10 * time.Second},
+		logRetain:  rate.Sometimes{Interval: 10 * time.Second},
 		logAccept:  rate.Sometimes{Interval: 10 * time.Second},
 		logGuard:   rate.Sometimes{Interval: 10 * time.Second},
 		logRate:    rate.Sometimes{Interval: 10 * time.Second},
@@ -228,6 +232,12 @@ func (b *Broker) Start(ctx context.Context) error {
 			return fmt.Errorf("broker: %s listener: %w", l.Protocol(), err)
 		}
 		added = append(added, l)
+	}
+	if err := b.loadRetained(ctx); err != nil {
+		for _, a := range added {
+			a.Close(func(string) {})
+		}
+		return err
 	}
 	if err := b.server.Serve(); err != nil {
 		return fmt.Errorf("broker: serve: %w", err)

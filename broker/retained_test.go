@@ -1,0 +1,184 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+	"github.com/ferrite-edge/ferrite/store"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// openRetainedStore opens a real store on a temp dir (the node's
+// RetainedStore).
+func openRetainedStore(t *testing.T) *store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), store.Options{NodeID: "n1", Dir: t.TempDir(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+// runRetainBroker starts a broker that persists retained messages in rs;
+// the returned func closes it (a restart is close + runRetainBroker).
+func runRetainBroker(t *testing.T, rs RetainedStore, l Limits) (*Broker, func()) {
+	t.Helper()
+	b, err := New(Options{Listen: "127.0.0.1:0", Limits: l, Logger: testLogger(t), Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PersistRetained(rs); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	stop := func() {
+		if closed {
+			return
+		}
+		closed = true
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		if err := b.Close(ctx); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	}
+	t.Cleanup(stop)
+	return b, stop
+}
+
+func publishRetained(t *testing.T, c *paho.Client, topic, payload string, props *paho.PublishProperties) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if _, err := c.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Retain: true, Payload: []byte(payload), Properties: props}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Retained messages, with their MQTT 5 properties, survive a restart of
+// the broker; a cleared one stays cleared and expired ones are not loaded.
+func TestRetainedSurvivesRestart(t *testing.T) {
+	st := openRetainedStore(t)
+	b, stop := runRetainBroker(t, st, DefaultLimits())
+	pub, _ := v5Client(t, b.Addr(), "pub", nil)
+	publishRetained(t, pub, "home/light/state", "ON", &paho.PublishProperties{
+		ContentType: "text/plain", User: paho.UserProperties{{Key: "room", Value: "hall"}}})
+	publishRetained(t, pub, "home/door/state", "open", nil)
+	publishRetained(t, pub, "home/door/state", "", nil) // clears it
+	if got := counterValue(b.metrics.retainedPersist.WithLabelValues(retainedStored)); got != 2 {
+		t.Fatalf("stored = %v", got)
+	}
+	stop()
+	// Two records the restart must not load: one past its MQTT 5 expiry,
+	// one older than broker.limits.message_expiry (24h).
+	now := time.Now().Unix()
+	for topic, pk := range map[string]packets.Packet{
+		"home/flash/state": {Payload: []byte("gone"), Created: now - 20, Expiry: now - 10, ProtocolVersion: 5},
+		"home/old/state":   {Payload: []byte("old"), Created: now - 25*3600},
+	} {
+		if err := st.SetRetained(context.Background(), topic, encodeRetained(pk)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b2, _ := runRetainBroker(t, st, DefaultLimits())
+	if got := counterValue(b2.metrics.retainedPersist.WithLabelValues(retainedLoaded)); got != 1 {
+		t.Fatalf("loaded = %v", got)
+	}
+	recv := make(chan *paho.Publish, 8)
+	sub, _ := v5Client(t, b2.Addr(), "sub", recv)
+	v5Subscribe(t, sub, "home/#", 1)
+	p := recvOne(t, recv, "retained after restart")
+	if p.Topic != "home/light/state" || string(p.Payload) != "ON" || !p.Retain ||
+		p.Properties.ContentType != "text/plain" || p.Properties.User.Get("room") != "hall" {
+		t.Fatalf("got %s %q retain=%v %+v", p.Topic, p.Payload, p.Retain, p.Properties)
+	}
+	// Nothing else was retained: the next message is a live one.
+	if err := b2.Publish(&Message{Topic: "home/marker", Payload: []byte("m"), QoS: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if p := recvOne(t, recv, "marker"); p.Topic != "home/marker" {
+		t.Fatalf("unexpected %s %q", p.Topic, p.Payload)
+	}
+	// The expired record was removed from the store too.
+	var topics []string
+	if err := st.Retained(context.Background(), func(topic string, _ []byte) error {
+		topics = append(topics, topic)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(topics) != 1 || topics[0] != "home/light/state" {
+		t.Fatalf("stored topics %q", topics)
+	}
+}
+
+// A record that does not decode is skipped, counted and removed; the
+// broker starts.
+func TestRetainedCorruptRecord(t *testing.T) {
+	st := openRetainedStore(t)
+	if err := st.SetRetained(context.Background(), "bad/topic", []byte{1, 0x80}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := runRetainBroker(t, st, DefaultLimits())
+	if got := counterValue(b.metrics.retainedPersist.WithLabelValues(retainedCorrupt)); got != 1 {
+		t.Fatalf("corrupt = %v", got)
+	}
+	err := st.Retained(context.Background(), func(topic string, _ []byte) error {
+		return errors.New("still stored: " + topic)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRetainedRecordRoundTrip(t *testing.T) {
+	pk := packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Publish, Qos: 1, Retain: true},
+		TopicName:       "a/b",
+		Payload:         []byte("payload"),
+		Origin:          "client-1",
+		Created:         1795805108,
+		Expiry:          1795808708,
+		ProtocolVersion: 5,
+		Properties: packets.Properties{
+			PayloadFormat: 1, PayloadFormatFlag: true, ContentType: "application/json",
+			ResponseTopic: "r/t", CorrelationData: []byte{0, 1, 2},
+			User: []packets.UserProperty{{Key: "k", Val: "v"}, {Key: "k", Val: "w"}},
+		},
+	}
+	got, err := decodeRetained("a/b", encodeRetained(pk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.TopicName != pk.TopicName || !bytes.Equal(got.Payload, pk.Payload) || got.Origin != pk.Origin ||
+		got.Created != pk.Created || got.Expiry != pk.Expiry || got.ProtocolVersion != 5 ||
+		got.FixedHeader.Qos != 1 || !got.FixedHeader.Retain ||
+		got.Properties.PayloadFormat != 1 || !got.Properties.PayloadFormatFlag ||
+		got.Properties.ContentType != pk.Properties.ContentType || got.Properties.ResponseTopic != "r/t" ||
+		!bytes.Equal(got.Properties.CorrelationData, []byte{0, 1, 2}) || len(got.Properties.User) != 2 ||
+		got.Properties.User[1].Val != "w" {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", got, pk)
+	}
+}
+
+// Garbage records are errors, never panics.
+func FuzzDecodeRetained(f *testing.F) {
+	f.Add(encodeRetained(packets.Packet{TopicName: "t", Payload: []byte("x"), Created: 1}))
+	f.Add([]byte{1, 0x80})
+	f.Add([]byte{1, 2, 2, 1, 5, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, rec []byte) {
+		pk, err := decodeRetained("t", rec)
+		if err == nil && len(pk.Payload) == 0 {
+			t.Fatal("empty payload accepted")
+		}
+	})
+}
