@@ -17,9 +17,10 @@ type BrokerConfig struct {
 	TLS       BrokerTLSConfig `yaml:"tls"`
 	Limits    BrokerLimits    `yaml:"limits"`
 	Commands  CommandsConfig  `yaml:"commands"`
-	// PersistRetained keeps retained messages in the data dir across
-	// restarts, as mosquitto's persistence does (default true).
-	PersistRetained bool `yaml:"persist_retained"`
+	// Persistence keeps retained messages and persistent sessions in the
+	// data dir across restarts, as mosquitto's persistence does (default
+	// true).
+	Persistence bool `yaml:"persistence"`
 }
 
 // BrokerLimits is broker.limits: (see broker.Limits for each meaning).
@@ -53,8 +54,8 @@ type CommandsConfig struct {
 func (b *BrokerConfig) defaults() {
 	l := broker.DefaultLimits()
 	*b = BrokerConfig{
-		Listen:          ":1883",
-		PersistRetained: true,
+		Listen:      ":1883",
+		Persistence: true,
 		Limits: BrokerLimits{
 			MaxPacketSize:     Size(l.MaxPacketSize),
 			MaxClients:        l.MaxClients,

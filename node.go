@@ -201,8 +201,8 @@ func (n *Node) start(ctx context.Context) error {
 		}
 	}
 	// 5. The broker: clients may connect from here on.
-	if n.cfg.Broker.PersistRetained {
-		if err := n.broker.PersistRetained(n.store); err != nil {
+	if n.cfg.Broker.Persistence {
+		if err := n.broker.PersistState(n.store); err != nil {
 			return fmt.Errorf("ferrite: %w", err)
 		}
 	}

@@ -94,9 +94,9 @@ type Broker struct {
 	logGuard   rate.Sometimes
 	logRate    rate.Sometimes
 	logTLS     rate.Sometimes
-	logRetain  rate.Sometimes
+	logPersist rate.Sometimes
 
-	retained RetainedStore // set by PersistRetained before Start
+	state StateStore // set by PersistState before Start
 
 	mu        sync.Mutex
 	started   bool
@@ -140,7 +140,7 @@ func New(opts Options) (*Broker, error) {
 		auth:       opts.Auth,
 		logRejects: rate.Sometimes{Interval: 10 * time.Second},
 		logRefused: rate.Sometimes{Interval: 10 * time.Second},
-		logRetain:  rate.Sometimes{Interval: 10 * time.Second},
+		logPersist: rate.Sometimes{Interval: 10 * time.Second},
 		logAccept:  rate.Sometimes{Interval: 10 * time.Second},
 		logGuard:   rate.Sometimes{Interval: 10 * time.Second},
 		logRate:    rate.Sometimes{Interval: 10 * time.Second},
@@ -233,7 +233,7 @@ func (b *Broker) Start(ctx context.Context) error {
 		}
 		added = append(added, l)
 	}
-	if err := b.loadRetained(ctx); err != nil {
+	if err := b.loadPersisted(ctx); err != nil {
 		for _, a := range added {
 			a.Close(func(string) {})
 		}

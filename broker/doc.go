@@ -114,6 +114,13 @@
 // delivered to it; the hook ends such an old connection itself before
 // mochi looks for the session (takeover.go).
 //
+// # Persistence
+//
+// With PersistState, retained messages and persistent sessions (their
+// subscriptions and queued QoS 1/2 messages) are written to a StateStore
+// from mochi's hooks and loaded back at Start, as mosquitto's persistence
+// keeps them (persist.go).
+//
 // # Lifecycle
 //
 // New → Handle/Router().Register → Start → Close. Close stops accepting,

@@ -20,7 +20,7 @@ type metrics struct {
 	rateLimited          *prometheus.CounterVec // action
 	handlerMessages      *prometheus.CounterVec // handler, outcome
 	packetIDRemaps       prometheus.Counter
-	retainedPersist      *prometheus.CounterVec // result
+	persist              *prometheus.CounterVec // kind, result
 
 	commands        *prometheus.CounterVec   // command, outcome
 	commandDuration *prometheus.HistogramVec // command
@@ -64,10 +64,10 @@ func newMetrics(reg prometheus.Registerer, info *system.Info) (*metrics, error) 
 			Name: "ferrite_broker_packet_id_remaps_total",
 			Help: "SUBSCRIBE/UNSUBSCRIBE packets whose id collided with one of the broker's in-flight publishes to that client and was remapped (a mochi workaround; see broker/packetid.go).",
 		}),
-		retainedPersist: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ferrite_broker_retained_persist_total",
-			Help: "Retained-message changes written to the data dir, by result (stored, deleted, failed, loaded, corrupt).",
-		}, []string{"result"}),
+		persist: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferrite_broker_persist_total",
+			Help: "Broker state written to or loaded from the data dir (broker.persistence), by kind (retained, session, subscription, message) and result (stored, deleted, failed, loaded, corrupt).",
+		}, []string{"kind", "result"}),
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ferrite_commands_total",
 			Help: "Commands received on $ferrite/cmd, by command and outcome (ok, error, unknown, busy, bad_request, denied).",
@@ -84,8 +84,10 @@ func newMetrics(reg prometheus.Registerer, info *system.Info) (*metrics, error) 
 	for _, r := range []string{"max_clients", "not_authorized", "client_id_in_use"} {
 		m.connectRefused.WithLabelValues(r)
 	}
-	for _, r := range []string{retainedStored, retainedDeleted, retainedFailed, retainedLoaded, retainedCorrupt} {
-		m.retainedPersist.WithLabelValues(r)
+	for _, k := range persistKinds {
+		for _, r := range []string{persistStored, persistDeleted, persistFailed, persistLoaded, persistCorrupt} {
+			m.persist.WithLabelValues(k, r)
+		}
 	}
 	for _, a := range []string{rateDropped, rateRefused, rateDisconnected} {
 		m.rateLimited.WithLabelValues(a)
@@ -101,7 +103,7 @@ func newMetrics(reg prometheus.Registerer, info *system.Info) (*metrics, error) 
 	}
 	cs := []prometheus.Collector{
 		m.packetsRejected, m.panics, m.connRefused, m.connectRefused, m.subscriptionsRefused, m.tlsFailures, m.rateLimited,
-		m.handlerMessages, m.packetIDRemaps, m.retainedPersist, m.commands, m.commandDuration,
+		m.handlerMessages, m.packetIDRemaps, m.persist, m.commands, m.commandDuration,
 		gauge("ferrite_broker_clients_connected", "MQTT clients currently connected.", &info.ClientsConnected),
 		gauge("ferrite_broker_subscriptions", "Active subscriptions.", &info.Subscriptions),
 		gauge("ferrite_broker_retained_messages", "Retained messages held.", &info.Retained),

@@ -1,144 +1,17 @@
 package broker
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"sync/atomic"
-	"time"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
-// Retained messages across restarts.
-//
-// mochi keeps retained messages in memory only, so a restarted gateway
-// would forget every device's retained state, where mosquitto (persistence
-// true, Debian's default) keeps them. With PersistRetained the broker
-// writes each retained-message change to a RetainedStore (the node's
-// store) from mochi's OnRetainMessage hook, and loads them back into
-// mochi's topic index before its listeners accept anyone.
-//
-// mochi's own loader (StoredRetainedMessages → storage.Message.ToPacket)
-// drops a message's absolute expiry and protocol version, so MQTT 5
-// message expiry would not survive a restart; the broker loads the
-// packets itself instead.
-
-// RetainedStore keeps retained message records by topic (store.Store
-// implements it). A nil record deletes the topic's record.
-type RetainedStore interface {
-	SetRetained(ctx context.Context, topic string, record []byte) error
-	Retained(ctx context.Context, fn func(topic string, record []byte) error) error
-}
-
-// retainedWriteTimeout bounds one write of a retained message.
-const retainedWriteTimeout = 5 * time.Second
-
-// Results of ferrite_broker_retained_persist_total.
-const (
-	retainedStored  = "stored"
-	retainedDeleted = "deleted"
-	retainedFailed  = "failed"
-	retainedLoaded  = "loaded"
-	retainedCorrupt = "corrupt"
-)
-
-// PersistRetained makes retained messages survive restarts in rs. It must
-// be called before Start.
-func (b *Broker) PersistRetained(rs RetainedStore) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.started {
-		return ErrStarted
-	}
-	b.retained = rs
-	return nil
-}
-
-// loadRetained loads the stored retained messages into mochi and installs
-// the hook that keeps the store up to date (Start, before Serve).
-func (b *Broker) loadRetained(ctx context.Context) error {
-	if b.retained == nil {
-		return nil
-	}
-	now := time.Now().Unix()
-	maxAge := int64(b.opts.Limits.MessageExpiry / time.Second)
-	var stale []string
-	n := 0
-	err := b.retained.Retained(ctx, func(topic string, rec []byte) error {
-		pk, err := decodeRetained(topic, rec)
-		if err != nil {
-			b.metrics.retainedPersist.WithLabelValues(retainedCorrupt).Inc()
-			b.log.Warn("stored retained message skipped", "topic", topic, "error", err)
-			stale = append(stale, topic)
-			return nil
-		}
-		if (pk.Expiry > 0 && pk.Expiry < now) || (maxAge > 0 && now-pk.Created > maxAge) {
-			stale = append(stale, topic)
-			return nil
-		}
-		b.server.Topics.RetainMessage(pk)
-		n++
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("broker: load retained messages: %w", err)
-	}
-	for _, t := range stale {
-		_ = b.retained.SetRetained(ctx, t, nil)
-	}
-	atomic.StoreInt64(&b.server.Info.Retained, int64(b.server.Topics.Retained.Len()))
-	b.metrics.retainedPersist.WithLabelValues(retainedLoaded).Add(float64(n))
-	if n > 0 || len(stale) > 0 {
-		b.log.Info("retained messages loaded", "messages", n, "expired_or_corrupt", len(stale))
-	}
-	if err := b.server.AddHook(&retainHook{b: b}, nil); err != nil {
-		return fmt.Errorf("broker: retain hook: %w", err)
-	}
-	return nil
-}
-
-// retainHook writes retained-message changes to the RetainedStore. It runs
-// on the publisher's goroutine, after mochi changed its index.
-type retainHook struct {
-	mqtt.HookBase
-	b *Broker
-}
-
-func (h *retainHook) ID() string { return "ferrite-retained" }
-
-func (h *retainHook) Provides(b byte) bool {
-	return b == mqtt.OnRetainMessage || b == mqtt.OnRetainedExpired
-}
-
-func (h *retainHook) OnRetainMessage(_ *mqtt.Client, pk packets.Packet, _ int64) {
-	if len(pk.Payload) == 0 {
-		h.set(pk.TopicName, nil) // an empty retained message clears the topic
-		return
-	}
-	h.set(pk.TopicName, encodeRetained(pk))
-}
-
-func (h *retainHook) OnRetainedExpired(topic string) { h.set(topic, nil) }
-
-func (h *retainHook) set(topic string, rec []byte) {
-	ctx, cancel := context.WithTimeout(h.b.ctx, retainedWriteTimeout)
-	defer cancel()
-	err := h.b.retained.SetRetained(ctx, topic, rec)
-	switch {
-	case err != nil:
-		h.b.metrics.retainedPersist.WithLabelValues(retainedFailed).Inc()
-		h.b.logRetain.Do(func() {
-			h.b.log.Warn("retained message not written to the data dir: it is kept until a restart", "topic", topic, "error", err)
-		})
-	case rec == nil:
-		h.b.metrics.retainedPersist.WithLabelValues(retainedDeleted).Inc()
-	default:
-		h.b.metrics.retainedPersist.WithLabelValues(retainedStored).Inc()
-	}
-}
+// Retained message records (see persist.go). mochi's own loader
+// (StoredRetainedMessages → storage.Message.ToPacket) drops a message's
+// absolute expiry and protocol version, so MQTT 5 message expiry would not
+// survive a restart; the broker encodes and loads retained packets itself.
 
 // The record of a retained message, version 1:
 //

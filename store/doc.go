@@ -16,7 +16,8 @@
 //	s i<id>                        sensor registry (local)
 //	c<16-byte id>                  conflicts table
 //	x<name>                        syncer state (opaque to the store)
-//	r<topic>                       the broker's retained messages (opaque)
+//	b<key>                         broker records: retained messages, persistent
+//	                               sessions (opaque to the store)
 //
 // A data record is uvarint(seq of the op that last changed the key) followed
 // by the compact value (see value.go) of the encoded entry: inline with a

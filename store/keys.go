@@ -16,7 +16,7 @@ const (
 	prefixSeries   byte = 's' // s r<uvarint len><id><be64 idx>  -> reading; s i<id> -> sensor info
 	prefixConflict byte = 'c' // c<16-byte conflict id>           -> encoded conflict
 	prefixSync     byte = 'x' // x<name>                          -> syncer state (opaque)
-	prefixRetained byte = 'r' // r<topic>                         -> retained MQTT message (opaque)
+	prefixBroker   byte = 'b' // b<key>                           -> broker record (opaque)
 )
 
 // Metadata names under prefixMeta.

@@ -366,3 +366,48 @@ func TestRetainedAfterKill(t *testing.T) {
 	}
 	expectRetained(q.Restart(t))
 }
+
+// A persistent MQTT 3.1.1 session (clean session off, as mosquitto_sub -c
+// makes) survives a restart of the gateway: its subscription, and a QoS 1
+// message published while it was away is delivered when it comes back.
+func TestPersistentSessionAfterRestart(t *testing.T) {
+	p := e2e.Start(t, "")
+	got := make(chan pahov3.Message, 4)
+	connect := func(addr string) pahov3.Client {
+		t.Helper()
+		o := pahov3.NewClientOptions().AddBroker("tcp://"+addr).SetClientID("keeper").
+			SetCleanSession(false).SetAutoReconnect(false).SetConnectRetry(false).
+			SetDefaultPublishHandler(func(_ pahov3.Client, m pahov3.Message) { got <- m })
+		c := pahov3.NewClient(o)
+		if tok := c.Connect(); !tok.WaitTimeout(e2e.Timeout) || tok.Error() != nil {
+			t.Fatalf("connect: %v", tok.Error())
+		}
+		return c
+	}
+	c := connect(p.MQTTAddr())
+	if tok := c.Subscribe("alerts/#", 1, nil); !tok.WaitTimeout(e2e.Timeout) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	c.Disconnect(100)
+	pub := e2e.V3Client(t, "tcp://"+p.MQTTAddr(), "publisher")
+	if tok := pub.Publish("alerts/door", 1, false, "opened at night"); !tok.WaitTimeout(e2e.Timeout) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	pub.Disconnect(100)
+	if code := p.Stop(t, syscall.SIGTERM, e2e.Timeout); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	q := p.Restart(t)
+	c = connect(q.MQTTAddr())
+	defer c.Disconnect(100)
+	if m := e2e.Receive(t, got, "message queued before the restart"); m.Topic() != "alerts/door" || string(m.Payload()) != "opened at night" {
+		t.Fatalf("got %s %q", m.Topic(), m.Payload())
+	}
+	pub = e2e.V3Client(t, "tcp://"+q.MQTTAddr(), "publisher")
+	if tok := pub.Publish("alerts/window", 1, false, "closed"); !tok.WaitTimeout(e2e.Timeout) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	if m := e2e.Receive(t, got, "message to the restored subscription"); m.Topic() != "alerts/window" {
+		t.Fatalf("got %s %q", m.Topic(), m.Payload())
+	}
+}

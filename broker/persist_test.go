@@ -13,9 +13,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// openRetainedStore opens a real store on a temp dir (the node's
-// RetainedStore).
-func openRetainedStore(t *testing.T) *store.Store {
+// openStateStore opens a real store on a temp dir (the node's
+// StateStore).
+func openStateStore(t *testing.T) *store.Store {
 	t.Helper()
 	st, err := store.Open(context.Background(), store.Options{NodeID: "n1", Dir: t.TempDir(), Logger: testLogger(t)})
 	if err != nil {
@@ -25,15 +25,15 @@ func openRetainedStore(t *testing.T) *store.Store {
 	return st
 }
 
-// runRetainBroker starts a broker that persists retained messages in rs;
-// the returned func closes it (a restart is close + runRetainBroker).
-func runRetainBroker(t *testing.T, rs RetainedStore, l Limits) (*Broker, func()) {
+// runPersistBroker starts a broker that persists its state in ss; the
+// returned func closes it (a restart is close + runPersistBroker).
+func runPersistBroker(t *testing.T, ss StateStore, l Limits) (*Broker, func()) {
 	t.Helper()
 	b, err := New(Options{Listen: "127.0.0.1:0", Limits: l, Logger: testLogger(t), Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.PersistRetained(rs); err != nil {
+	if err := b.PersistState(ss); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Start(context.Background()); err != nil {
@@ -67,14 +67,14 @@ func publishRetained(t *testing.T, c *paho.Client, topic, payload string, props 
 // Retained messages, with their MQTT 5 properties, survive a restart of
 // the broker; a cleared one stays cleared and expired ones are not loaded.
 func TestRetainedSurvivesRestart(t *testing.T) {
-	st := openRetainedStore(t)
-	b, stop := runRetainBroker(t, st, DefaultLimits())
+	st := openStateStore(t)
+	b, stop := runPersistBroker(t, st, DefaultLimits())
 	pub, _ := v5Client(t, b.Addr(), "pub", nil)
 	publishRetained(t, pub, "home/light/state", "ON", &paho.PublishProperties{
 		ContentType: "text/plain", User: paho.UserProperties{{Key: "room", Value: "hall"}}})
 	publishRetained(t, pub, "home/door/state", "open", nil)
 	publishRetained(t, pub, "home/door/state", "", nil) // clears it
-	if got := counterValue(b.metrics.retainedPersist.WithLabelValues(retainedStored)); got != 2 {
+	if got := counterValue(b.metrics.persist.WithLabelValues("retained", persistStored)); got != 2 {
 		t.Fatalf("stored = %v", got)
 	}
 	stop()
@@ -85,12 +85,12 @@ func TestRetainedSurvivesRestart(t *testing.T) {
 		"home/flash/state": {Payload: []byte("gone"), Created: now - 20, Expiry: now - 10, ProtocolVersion: 5},
 		"home/old/state":   {Payload: []byte("old"), Created: now - 25*3600},
 	} {
-		if err := st.SetRetained(context.Background(), topic, encodeRetained(pk)); err != nil {
+		if err := st.SetBrokerRecord(context.Background(), kindRetained+topic, encodeRetained(pk)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	b2, _ := runRetainBroker(t, st, DefaultLimits())
-	if got := counterValue(b2.metrics.retainedPersist.WithLabelValues(retainedLoaded)); got != 1 {
+	b2, _ := runPersistBroker(t, st, DefaultLimits())
+	if got := counterValue(b2.metrics.persist.WithLabelValues("retained", persistLoaded)); got != 1 {
 		t.Fatalf("loaded = %v", got)
 	}
 	recv := make(chan *paho.Publish, 8)
@@ -110,8 +110,8 @@ func TestRetainedSurvivesRestart(t *testing.T) {
 	}
 	// The expired record was removed from the store too.
 	var topics []string
-	if err := st.Retained(context.Background(), func(topic string, _ []byte) error {
-		topics = append(topics, topic)
+	if err := st.BrokerRecords(context.Background(), kindRetained, func(key string, _ []byte) error {
+		topics = append(topics, key[1:])
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -124,16 +124,16 @@ func TestRetainedSurvivesRestart(t *testing.T) {
 // A record that does not decode is skipped, counted and removed; the
 // broker starts.
 func TestRetainedCorruptRecord(t *testing.T) {
-	st := openRetainedStore(t)
-	if err := st.SetRetained(context.Background(), "bad/topic", []byte{1, 0x80}); err != nil {
+	st := openStateStore(t)
+	if err := st.SetBrokerRecord(context.Background(), kindRetained+"bad/topic", []byte{1, 0x80}); err != nil {
 		t.Fatal(err)
 	}
-	b, _ := runRetainBroker(t, st, DefaultLimits())
-	if got := counterValue(b.metrics.retainedPersist.WithLabelValues(retainedCorrupt)); got != 1 {
+	b, _ := runPersistBroker(t, st, DefaultLimits())
+	if got := counterValue(b.metrics.persist.WithLabelValues("retained", persistCorrupt)); got != 1 {
 		t.Fatalf("corrupt = %v", got)
 	}
-	err := st.Retained(context.Background(), func(topic string, _ []byte) error {
-		return errors.New("still stored: " + topic)
+	err := st.BrokerRecords(context.Background(), "", func(key string, _ []byte) error {
+		return errors.New("still stored: " + key)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -181,4 +181,96 @@ func FuzzDecodeRetained(f *testing.F) {
 			t.Fatal("empty payload accepted")
 		}
 	})
+}
+
+// connectPersistent connects an MQTT 5 client with a session that outlives
+// its connection (expiry seconds; 0: it ends with the connection).
+func connectPersistent(t *testing.T, addr, id string, clean bool, expiry uint32, recv chan<- *paho.Publish) (*paho.Client, *paho.Connack) {
+	t.Helper()
+	cfg := paho.ClientConfig{Conn: &lockedConn{Conn: tcpDial(t, addr)}, ClientID: id}
+	if recv != nil {
+		cfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){
+			func(pr paho.PublishReceived) (bool, error) { recv <- pr.Packet; return true, nil },
+		}
+	}
+	c := paho.NewClient(cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	ca, err := c.Connect(ctx, &paho.Connect{ClientID: id, KeepAlive: 30, CleanStart: clean,
+		Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}})
+	if err != nil {
+		t.Fatalf("connect %s: %v", id, err)
+	}
+	return c, ca
+}
+
+// brokerRecords lists the stored record keys under prefix.
+func brokerRecords(t *testing.T, st *store.Store, prefix string) []string {
+	t.Helper()
+	var keys []string
+	if err := st.BrokerRecords(context.Background(), prefix, func(key string, _ []byte) error {
+		keys = append(keys, key)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+// A persistent session survives a restart of the broker: its subscription
+// and the QoS 1 message queued for it while it was away. Sessions that end
+// with their connection are never written, and a clean start forgets a
+// stored session.
+func TestPersistentSessionSurvivesRestart(t *testing.T) {
+	st := openStateStore(t)
+	b, stop := runPersistBroker(t, st, DefaultLimits())
+	keeper, _ := connectPersistent(t, b.Addr(), "keeper", true, 3600, nil)
+	v5Subscribe(t, keeper, "q/#", 1)
+	transient, _ := connectPersistent(t, b.Addr(), "transient", true, 0, nil)
+	v5Subscribe(t, transient, "q/#", 1)
+	_ = keeper.Disconnect(&paho.Disconnect{})
+	_ = transient.Disconnect(&paho.Disconnect{})
+	eventually(t, "keeper offline", func() bool {
+		cl, ok := b.server.Clients.Get("keeper")
+		return ok && cl.Closed()
+	})
+	if err := b.Publish(&Message{Topic: "q/1", Payload: []byte("while away"), QoS: 1}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "queued message stored", func() bool { return len(brokerRecords(t, st, kindMessage)) == 1 })
+	if got := len(brokerRecords(t, st, kindSession)); got != 1 {
+		t.Fatalf("%d sessions stored, want only the persistent one", got)
+	}
+	stop()
+
+	b2, _ := runPersistBroker(t, st, DefaultLimits())
+	for kind, want := range map[string]float64{"session": 1, "subscription": 1, "message": 1} {
+		if got := counterValue(b2.metrics.persist.WithLabelValues(kind, persistLoaded)); got != want {
+			t.Errorf("%s loaded = %v, want %v", kind, got, want)
+		}
+	}
+	recv := make(chan *paho.Publish, 8)
+	c, ca := connectPersistent(t, b2.Addr(), "keeper", false, 3600, recv)
+	if !ca.SessionPresent {
+		t.Fatal("session not present after the restart")
+	}
+	if p := recvOne(t, recv, "queued message"); p.Topic != "q/1" || string(p.Payload) != "while away" {
+		t.Fatalf("got %s %q", p.Topic, p.Payload)
+	}
+	if err := b2.Publish(&Message{Topic: "q/2", Payload: []byte("live"), QoS: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if p := recvOne(t, recv, "message to the restored subscription"); p.Topic != "q/2" {
+		t.Fatalf("got %s %q", p.Topic, p.Payload)
+	}
+	eventually(t, "acknowledged messages deleted", func() bool { return len(brokerRecords(t, st, kindMessage)) == 0 })
+	_ = c.Disconnect(&paho.Disconnect{})
+
+	// A clean start with a session ending with the connection forgets it.
+	c2, ca := connectPersistent(t, b2.Addr(), "keeper", true, 0, nil)
+	if ca.SessionPresent {
+		t.Fatal("clean start: session present")
+	}
+	eventually(t, "session forgotten", func() bool { return len(brokerRecords(t, st, "")) == 0 })
+	_ = c2.Disconnect(&paho.Disconnect{})
 }

@@ -1,0 +1,99 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Broker records: the embedded broker's state that outlives a restart, as
+// mosquitto's persistence keeps it (retained messages, persistent sessions,
+// their subscriptions and queued messages), as opaque records under the b
+// prefix. The broker chooses the keys. They are local (never replicated)
+// and written to the WAL without an fsync of their own: the next synced
+// commit (any durable write after them) or Close makes them durable, as
+// mosquitto itself saves its state only every autosave_interval.
+
+// maxBrokerKey bounds a broker record's key (an MQTT topic or client id is
+// at most 65535 bytes, plus the broker's framing).
+const maxBrokerKey = 128 << 10
+
+func brokerKey(key string) []byte {
+	return append(append(make([]byte, 0, 1+len(key)), prefixBroker), key...)
+}
+
+// SetBrokerRecord stores rec under key; a nil rec deletes it. Storing is
+// refused, with the refusal's reason, while writes are refused (the
+// resource monitor's Critical level) or the storage limit is reached;
+// deleting always works.
+func (s *Store) SetBrokerRecord(ctx context.Context, key string, rec []byte) error {
+	if key == "" || len(key) > maxBrokerKey {
+		return fmt.Errorf("%w: broker record key of %d bytes", ErrSyntax, len(key))
+	}
+	if err := s.checkWrite(ctx, rec != nil); err != nil {
+		return err
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	var err error
+	if rec == nil {
+		err = s.db.Delete(brokerKey(key), pebble.NoSync)
+	} else {
+		err = s.db.Set(brokerKey(key), rec, pebble.NoSync)
+	}
+	if err != nil {
+		return fmt.Errorf("store: broker record: %w", err)
+	}
+	return nil
+}
+
+// DeleteBrokerRecords deletes every broker record whose key starts with
+// prefix (one range deletion).
+func (s *Store) DeleteBrokerRecords(ctx context.Context, prefix string) error {
+	if prefix == "" {
+		return fmt.Errorf("%w: empty broker record prefix", ErrSyntax)
+	}
+	if err := s.checkWrite(ctx, false); err != nil {
+		return err
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	start := brokerKey(prefix)
+	if err := s.db.DeleteRange(start, prefixEnd(start), pebble.NoSync); err != nil {
+		return fmt.Errorf("store: broker records: %w", err)
+	}
+	return nil
+}
+
+// BrokerRecords calls fn with every broker record whose key starts with
+// prefix, in key order. fn must not retain rec; an error from fn stops the
+// walk and is returned.
+func (s *Store) BrokerRecords(ctx context.Context, prefix string, fn func(key string, rec []byte) error) error {
+	if err := s.checkRead(ctx); err != nil {
+		return err
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	start := brokerKey(prefix)
+	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: start, UpperBound: prefixEnd(start)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(string(it.Key()[1:]), it.Value()); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}
