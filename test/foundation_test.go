@@ -375,7 +375,7 @@ func TestPersistentSessionAfterRestart(t *testing.T) {
 	got := make(chan pahov3.Message, 4)
 	connect := func(addr string) pahov3.Client {
 		t.Helper()
-		o := pahov3.NewClientOptions().AddBroker("tcp://"+addr).SetClientID("keeper").
+		o := pahov3.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("keeper").
 			SetCleanSession(false).SetAutoReconnect(false).SetConnectRetry(false).
 			SetDefaultPublishHandler(func(_ pahov3.Client, m pahov3.Message) { got <- m })
 		c := pahov3.NewClient(o)
