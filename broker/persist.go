@@ -83,28 +83,28 @@ type persistHook struct {
 	mqtt.HookBase
 	b *Broker
 
-	mu    sync.Mutex
+	mu    sync.RWMutex
 	saved map[string]struct{} // client ids with a stored session
 }
 
 func (h *persistHook) ID() string { return "ferrite-persist" }
 
-var persistEvents = []byte{
-	mqtt.OnRetainMessage, mqtt.OnRetainedExpired,
-	mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnWillSent, mqtt.OnClientExpired,
-	mqtt.OnSubscribed, mqtt.OnUnsubscribed,
-	mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped,
-	mqtt.StoredClients, mqtt.StoredSubscriptions, mqtt.StoredInflightMessages,
-}
-
-func (h *persistHook) Provides(e byte) bool {
-	for _, x := range persistEvents {
-		if x == e {
-			return true
-		}
+// persistEvents is indexed by mochi hook event: mochi asks Provides on
+// every dispatch, QoS publishes included.
+var persistEvents = func() (t [256]bool) {
+	for _, e := range []byte{
+		mqtt.OnRetainMessage, mqtt.OnRetainedExpired,
+		mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnWillSent, mqtt.OnClientExpired,
+		mqtt.OnSubscribed, mqtt.OnUnsubscribed,
+		mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped,
+		mqtt.StoredClients, mqtt.StoredSubscriptions, mqtt.StoredInflightMessages,
+	} {
+		t[e] = true
 	}
-	return false
-}
+	return t
+}()
+
+func (h *persistHook) Provides(e byte) bool { return persistEvents[e] }
 
 // loadPersisted loads the stored retained messages into mochi and installs
 // the hook that keeps the store up to date and hands mochi the stored

@@ -64,9 +64,15 @@ func (h *persistHook) forget(id string) {
 	h.set(clientKey(kindSession, id), nil)
 }
 
+// stored reports whether cl's session is stored. Only a persistent
+// session can be (OnSessionEstablished forgets the others), so the map is
+// consulted for those only.
 func (h *persistHook) stored(cl *mqtt.Client) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	if !persistent(cl) {
+		return false
+	}
+	h.mu.RLock()
+	defer h.mu.RUnlock()
 	_, ok := h.saved[cl.ID]
 	return ok
 }
@@ -103,7 +109,7 @@ func (h *persistHook) saveClient(cl *mqtt.Client) {
 }
 
 func (h *persistHook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
-	if !persistent(cl) || !h.stored(cl) {
+	if !h.stored(cl) {
 		return
 	}
 	for i, f := range pk.Filters {
@@ -142,7 +148,7 @@ func messageKey(id string, pid uint16) string {
 // QoS publishes (PUBACK, PUBREC), which live for one round trip: those are
 // not written.
 func (h *persistHook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, _ int) {
-	if pk.FixedHeader.Type != packets.Publish || !persistent(cl) || !h.stored(cl) {
+	if pk.FixedHeader.Type != packets.Publish || !h.stored(cl) {
 		return
 	}
 	props := pk.Properties.Copy(false)
