@@ -97,6 +97,9 @@ type Broker struct {
 	logPersist rate.Sometimes
 
 	state StateStore // set by PersistState before Start
+	// restoredIdentity: client id → certificate identity of a session
+	// restored from the store (it has no connection to read it from).
+	restoredIdentity sync.Map
 
 	mu        sync.Mutex
 	started   bool

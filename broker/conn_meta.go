@@ -21,10 +21,14 @@ type connMeta struct {
 	// connected frees the connection's pending slot (pending.go) once its
 	// CONNECT arrived.
 	connected func()
+	// ended is closed when mochi's attachClient for this connection has
+	// returned: its goroutine will no longer touch the client map
+	// (takeover.go).
+	ended chan struct{}
 }
 
 func (b *Broker) newConnMeta(state *tls.ConnectionState) *connMeta {
-	m := &connMeta{tls: state}
+	m := &connMeta{tls: state, ended: make(chan struct{})}
 	if l := b.opts.Limits; l.MaxPublishRate > 0 {
 		m.limiter = rate.NewLimiter(rate.Limit(l.MaxPublishRate), l.publishBurst())
 	}

@@ -46,6 +46,18 @@ func clientInfo(cl *mqtt.Client) ClientInfo {
 	return c
 }
 
+// clientInfo also knows the certificate identity of a session restored from
+// the store, which has no connection.
+func (b *Broker) clientInfo(cl *mqtt.Client) ClientInfo {
+	c := clientInfo(cl)
+	if cl.Net.Conn == nil && !cl.Net.Inline {
+		if id, ok := b.restoredIdentity.Load(cl.ID); ok {
+			c.CertIdentity = id.(string)
+		}
+	}
+	return c
+}
+
 // OnConnectAuthenticate asks the Authenticator, then checks that the
 // client may publish its will: mochi publishes a will without any ACL check
 // when the client goes away, so a will the client could not publish itself
@@ -86,7 +98,7 @@ func (h *hook) sessionOfAnother(cl *mqtt.Client, c ClientInfo) bool {
 		return false
 	}
 	ex, ok := h.b.server.Clients.Get(cl.ID)
-	return ok && ids.Identity(clientInfo(ex)) != ids.Identity(c)
+	return ok && ids.Identity(h.b.clientInfo(ex)) != ids.Identity(c)
 }
 
 // OnWill re-checks the will when it is about to be published: the ACL may
@@ -111,7 +123,7 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		// alias: OnPublish checks the resolved topic.
 		return true
 	}
-	return h.b.auth.Authorize(clientInfo(cl), topic, write)
+	return h.b.auth.Authorize(h.b.clientInfo(cl), topic, write)
 }
 
 // voidTopic receives the wills that are no longer authorized when they are

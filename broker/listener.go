@@ -141,6 +141,7 @@ func (b *Broker) serveConn(conns *connSet, id string, c net.Conn, tlsCfg *tls.Co
 	g := newGuardConn(conn, &b.guard)
 	g.meta = b.newConnMeta(state)
 	g.meta.connected = release // the hook calls it at CONNECT
+	defer close(g.meta.ended)
 	err := establish(id, g)
 	if err != nil {
 		b.countEstablishError(err)

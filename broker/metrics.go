@@ -95,8 +95,14 @@ func newMetrics(reg prometheus.Registerer, info *system.Info) (*metrics, error) 
 	load := func(p *int64) func() float64 {
 		return func() float64 { return float64(atomic.LoadInt64(p)) }
 	}
+	// mochi's gauges can drift below zero: when a session is taken over,
+	// ClearInflights on the old client decrements Info.Inflight for the
+	// messages the new client inherited and still acknowledges later
+	// (mochi v2.7.9 inheritClientSession). A count is never negative.
 	gauge := func(name, help string, p *int64) prometheus.Collector {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, load(p))
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+			return float64(max(0, atomic.LoadInt64(p)))
+		})
 	}
 	counter := func(name, help string, p *int64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, load(p))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"hash/fnv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,8 +84,16 @@ type persistHook struct {
 	mqtt.HookBase
 	b *Broker
 
-	mu    sync.RWMutex
-	saved map[string]struct{} // client ids with a stored session
+	mu sync.RWMutex
+	// saved: client ids with a stored session, and the client that owns
+	// the records (nil: restored, not claimed yet). Only the owner writes
+	// or deletes them: an old connection ending after a takeover must not.
+	saved map[string]*mqtt.Client
+	pids  map[string]map[uint16]struct{} // packet ids with a message record, by client id
+	none  atomic.Bool                    // saved is empty
+
+	retainMu [64]sync.Mutex // striped by topic: read-and-write of one topic's record
+	idMu     [64]sync.Mutex // striped by client id (sessions.go idLock)
 }
 
 func (h *persistHook) ID() string { return "ferrite-persist" }
@@ -96,7 +105,7 @@ var persistEvents = func() (t [256]bool) {
 		mqtt.OnRetainMessage, mqtt.OnRetainedExpired,
 		mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnWillSent, mqtt.OnClientExpired,
 		mqtt.OnSubscribed, mqtt.OnUnsubscribed,
-		mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped,
+		mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped, mqtt.OnPacketRead,
 		mqtt.StoredClients, mqtt.StoredSubscriptions, mqtt.StoredInflightMessages,
 	} {
 		t[e] = true
@@ -113,7 +122,8 @@ func (b *Broker) loadPersisted(ctx context.Context) error {
 	if b.state == nil {
 		return nil
 	}
-	h := &persistHook{b: b, saved: make(map[string]struct{})}
+	h := &persistHook{b: b, saved: make(map[string]*mqtt.Client), pids: make(map[string]map[uint16]struct{})}
+	h.none.Store(true)
 	if err := h.loadRetained(ctx); err != nil {
 		return err
 	}
@@ -177,6 +187,11 @@ func (h *persistHook) set(key string, rec []byte) {
 			h.b.log.Warn("broker state not written to the data dir: it is kept until a restart",
 				"record", persistKinds[kind], "error", err)
 		})
+		if rec != nil {
+			// Drop the previous record rather than bring an older state back
+			// after a restart (deletes are allowed even at Critical).
+			_ = h.b.state.SetBrokerRecord(ctx, key, nil)
+		}
 	case rec == nil:
 		h.count(kind, persistDeleted, 1)
 	default:
@@ -184,16 +199,29 @@ func (h *persistHook) set(key string, rec []byte) {
 	}
 }
 
-// OnRetainMessage records a retained message, or its removal.
+// OnRetainMessage records a retained message, or its removal. mochi updates
+// its retained map before it calls the hook, without a lock: two publishers
+// on one topic can call it in the other order. So the record is made from
+// what mochi holds now, under a lock per topic: the last call writes the
+// final state.
 func (h *persistHook) OnRetainMessage(_ *mqtt.Client, pk packets.Packet, _ int64) {
-	if len(pk.Payload) == 0 {
-		h.set(kindRetained+pk.TopicName, nil) // an empty retained message clears the topic
-		return
-	}
-	h.set(kindRetained+pk.TopicName, encodeRetained(pk))
+	h.syncRetained(pk.TopicName)
 }
 
-func (h *persistHook) OnRetainedExpired(topic string) { h.set(kindRetained+topic, nil) }
+func (h *persistHook) OnRetainedExpired(topic string) { h.syncRetained(topic) }
+
+func (h *persistHook) syncRetained(topic string) {
+	f := fnv.New32a()
+	_, _ = f.Write([]byte(topic))
+	mu := &h.retainMu[f.Sum32()%uint32(len(h.retainMu))]
+	mu.Lock()
+	defer mu.Unlock()
+	if pk, ok := h.b.server.Topics.Retained.Get(topic); ok && len(pk.Payload) > 0 {
+		h.set(kindRetained+topic, encodeRetained(pk))
+		return
+	}
+	h.set(kindRetained+topic, nil)
+}
 
 // clientKey is kind + the length-prefixed client id: no client id is a
 // prefix of another's keys.

@@ -3,7 +3,11 @@ package broker
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
+	"hash/fnv"
+	"sync"
+	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/storage"
@@ -19,38 +23,97 @@ func persistent(cl *mqtt.Client) bool { return !sessionEndsWithConnection(cl) }
 
 // OnSessionEstablished records a persistent session, or forgets a stored
 // one its client id now replaced with a session that ends with the
-// connection.
+// connection. The new client owns the records from here on; the messages it
+// inherited are written again (mochi's ClearInflights on the old client
+// deleted their records, and ResendInflightMessages ran before this client
+// owned them).
 func (h *persistHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	mu := h.idLock(cl.ID)
+	mu.Lock()
+	defer mu.Unlock()
+	if cur, ok := h.b.server.Clients.Get(cl.ID); !ok || cur != cl || cl.IsTakenOver() {
+		return // already taken over by a newer connection, which owns the id's records
+	}
 	if !persistent(cl) {
-		h.forget(cl.ID)
+		h.forgetLocked(cl.ID)
 		return
 	}
 	h.mu.Lock()
-	h.saved[cl.ID] = struct{}{}
+	h.saved[cl.ID] = cl
+	h.none.Store(false)
 	h.mu.Unlock()
+	h.b.restoredIdentity.Delete(cl.ID)
 	h.saveClient(cl)
+	for _, pk := range cl.State.Inflight.GetAll(false) {
+		if pk.FixedHeader.Type == packets.Publish {
+			h.saveMessage(cl, pk, pk.Created)
+		}
+	}
 }
 
 func (h *persistHook) OnWillSent(cl *mqtt.Client, _ packets.Packet) {
-	if persistent(cl) {
+	if unlock, ok := h.own(cl); ok {
+		defer unlock()
 		h.saveClient(cl) // the will is gone from the session
 	}
 }
 
 func (h *persistHook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
-	if expire && cl.StopCause() != packets.ErrSessionTakenOver {
-		h.forget(cl.ID)
+	unlock, ok := h.own(cl)
+	if !ok {
+		return
+	}
+	defer unlock()
+	switch {
+	case expire:
+		h.forgetLocked(cl.ID)
+	case cl.Net.Conn != nil:
+		// A DISCONNECT may have changed the session expiry (MQTT 5); a
+		// restored session (mochi's loader calls this too) has not.
+		h.saveClient(cl)
 	}
 }
 
-func (h *persistHook) OnClientExpired(cl *mqtt.Client) { h.forget(cl.ID) }
+func (h *persistHook) OnClientExpired(cl *mqtt.Client) {
+	if unlock, ok := h.own(cl); ok {
+		defer unlock()
+		h.forgetLocked(cl.ID)
+	}
+}
 
-// forget deletes the stored session of id, if there is one.
-func (h *persistHook) forget(id string) {
+// idLock serializes the record writes of one client id: a check of the
+// owner and the write it allows happen as one step.
+func (h *persistHook) idLock(id string) *sync.Mutex {
+	f := fnv.New32a()
+	_, _ = f.Write([]byte(id))
+	return &h.idMu[f.Sum32()%uint32(len(h.idMu))]
+}
+
+// own locks cl's id and reports whether cl owns a stored session; if so
+// the caller writes and then unlocks.
+func (h *persistHook) own(cl *mqtt.Client) (unlock func(), ok bool) {
+	if h.none.Load() {
+		return nil, false // no stored session at all: the common case
+	}
+	mu := h.idLock(cl.ID)
+	mu.Lock()
+	if !h.stored(cl) {
+		mu.Unlock()
+		return nil, false
+	}
+	return mu.Unlock, true
+}
+
+// forgetLocked deletes the stored session of id, if there is one (id's
+// lock held).
+func (h *persistHook) forgetLocked(id string) {
 	h.mu.Lock()
 	_, ok := h.saved[id]
 	delete(h.saved, id)
+	delete(h.pids, id)
+	h.none.Store(len(h.saved) == 0)
 	h.mu.Unlock()
+	h.b.restoredIdentity.Delete(id)
 	if !ok {
 		return
 	}
@@ -64,22 +127,26 @@ func (h *persistHook) forget(id string) {
 	h.set(clientKey(kindSession, id), nil)
 }
 
-// stored reports whether cl's session is stored. Only a persistent
-// session can be (OnSessionEstablished forgets the others), so the map is
+// stored reports whether cl owns a stored session. Only a persistent
+// session can (OnSessionEstablished forgets the others), so the map is
 // consulted for those only.
 func (h *persistHook) stored(cl *mqtt.Client) bool {
-	if !persistent(cl) {
-		return false
-	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	_, ok := h.saved[cl.ID]
-	return ok
+	o, ok := h.saved[cl.ID]
+	return ok && (o == cl || o == nil)
+}
+
+// sessionRecord is mochi's storage.Client plus what the broker's
+// authorization needs of a restored session.
+type sessionRecord struct {
+	storage.Client
+	CertIdentity string `json:"cert_identity,omitempty"`
 }
 
 func (h *persistHook) saveClient(cl *mqtt.Client) {
 	props := cl.Properties.Props.Copy(false)
-	rec, err := (&storage.Client{
+	c := storage.Client{
 		ID:              cl.ID,
 		T:               storage.ClientKey,
 		Remote:          cl.Net.Remote,
@@ -100,7 +167,8 @@ func (h *persistHook) saveClient(cl *mqtt.Client) {
 			MaximumPacketSize:         props.MaximumPacketSize,
 		},
 		Will: storage.ClientWill(cl.Properties.Will),
-	}).MarshalBinary()
+	}
+	rec, err := json.Marshal(sessionRecord{Client: c, CertIdentity: h.b.clientInfo(cl).CertIdentity})
 	if err != nil {
 		h.count(kindSession, persistFailed, 1)
 		return
@@ -109,9 +177,11 @@ func (h *persistHook) saveClient(cl *mqtt.Client) {
 }
 
 func (h *persistHook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
-	if !h.stored(cl) {
+	unlock, ok := h.own(cl)
+	if !ok {
 		return
 	}
+	defer unlock()
 	for i, f := range pk.Filters {
 		if i >= len(codes) || codes[i] >= 0x80 {
 			continue // refused: mochi holds no subscription
@@ -130,9 +200,11 @@ func (h *persistHook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []b
 }
 
 func (h *persistHook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
-	if !h.stored(cl) {
+	unlock, ok := h.own(cl)
+	if !ok {
 		return
 	}
+	defer unlock()
 	for _, f := range pk.Filters {
 		h.set(clientKey(kindSubscription, cl.ID)+f.Filter, nil)
 	}
@@ -148,9 +220,16 @@ func messageKey(id string, pid uint16) string {
 // QoS publishes (PUBACK, PUBREC), which live for one round trip: those are
 // not written.
 func (h *persistHook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, _ int) {
-	if pk.FixedHeader.Type != packets.Publish || !h.stored(cl) {
+	if pk.FixedHeader.Type != packets.Publish {
 		return
 	}
+	if unlock, ok := h.own(cl); ok {
+		defer unlock()
+		h.saveMessage(cl, pk, sent)
+	}
+}
+
+func (h *persistHook) saveMessage(cl *mqtt.Client, pk packets.Packet, sent int64) {
 	props := pk.Properties.Copy(false)
 	rec, err := (&storage.Message{
 		T: storage.InflightKey, Client: cl.ID, Origin: pk.Origin, FixedHeader: pk.FixedHeader,
@@ -167,11 +246,49 @@ func (h *persistHook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int6
 		return
 	}
 	h.set(messageKey(cl.ID, pk.PacketID), rec)
+	h.mu.Lock()
+	if h.pids[cl.ID] == nil {
+		h.pids[cl.ID] = make(map[uint16]struct{})
+	}
+	h.pids[cl.ID][pk.PacketID] = struct{}{}
+	h.mu.Unlock()
+}
+
+// deleteMessage deletes the record of packet id pid to cl's id, if one was
+// written (processPublish also completes the client's own QoS 1 publishes:
+// those never had one).
+func (h *persistHook) deleteMessage(id string, pid uint16) {
+	h.mu.Lock()
+	_, ok := h.pids[id][pid]
+	delete(h.pids[id], pid)
+	h.mu.Unlock()
+	if ok {
+		h.set(messageKey(id, pid), nil)
+	}
+}
+
+// OnPacketRead deletes the record of a message the client acknowledges
+// that mochi no longer holds: processPacket sends a message queued for the
+// client's receive maximum (NextImmediate) and drops it from the in-flight
+// table at once, so its PUBACK/PUBCOMP never reaches OnQosComplete.
+func (h *persistHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if t := pk.FixedHeader.Type; t != packets.Puback && t != packets.Pubcomp {
+		return pk, nil
+	}
+	if _, ok := cl.State.Inflight.Get(pk.PacketID); ok {
+		return pk, nil
+	}
+	if unlock, ok := h.own(cl); ok {
+		defer unlock()
+		h.deleteMessage(cl.ID, pk.PacketID)
+	}
+	return pk, nil
 }
 
 func (h *persistHook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
-	if h.stored(cl) {
-		h.set(messageKey(cl.ID, pk.PacketID), nil)
+	if unlock, ok := h.own(cl); ok {
+		defer unlock()
+		h.deleteMessage(cl.ID, pk.PacketID)
 	}
 }
 
@@ -181,14 +298,18 @@ func (h *persistHook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) { h.OnQos
 func (h *persistHook) StoredClients() ([]storage.Client, error) {
 	var out []storage.Client
 	err := h.load(kindSession, func(key string, rec []byte) error {
-		var c storage.Client
-		if err := c.UnmarshalBinary(rec); err != nil || c.ID == "" || clientKey(kindSession, c.ID) != key {
+		var r sessionRecord
+		if err := json.Unmarshal(rec, &r); err != nil || r.ID == "" || clientKey(kindSession, r.ID) != key {
 			return fmt.Errorf("session record: %v", err)
 		}
 		h.mu.Lock()
-		h.saved[c.ID] = struct{}{}
+		h.saved[r.ID] = nil
+		h.none.Store(false)
 		h.mu.Unlock()
-		out = append(out, c)
+		if r.CertIdentity != "" {
+			h.b.restoredIdentity.Store(r.ID, r.CertIdentity)
+		}
+		out = append(out, r.Client)
 		return nil
 	})
 	return out, err
@@ -202,9 +323,15 @@ func (h *persistHook) StoredSubscriptions() ([]storage.Subscription, error) {
 		if err := s.UnmarshalBinary(rec); err != nil || clientKey(kindSubscription, s.Client)+s.Filter != key {
 			return fmt.Errorf("subscription record: %v", err)
 		}
+		if !h.loaded(s.Client) {
+			return fmt.Errorf("subscription record of %q without its session", s.Client)
+		}
 		out = append(out, s)
 		return nil
 	})
+	// mochi's loader does not count what it loads; its gauges would go
+	// negative as the loaded subscriptions end.
+	atomic.AddInt64(&h.b.server.Info.Subscriptions, int64(len(out)))
 	return out, err
 }
 
@@ -217,17 +344,28 @@ func (h *persistHook) StoredInflightMessages() ([]storage.Message, error) {
 		if err := m.UnmarshalBinary(rec); err != nil || messageKey(m.Client, m.PacketID) != key {
 			return fmt.Errorf("message record: %v", err)
 		}
+		if !h.loaded(m.Client) {
+			return fmt.Errorf("message record of %q without its session", m.Client)
+		}
+		h.mu.Lock()
+		if h.pids[m.Client] == nil {
+			h.pids[m.Client] = make(map[uint16]struct{})
+		}
+		h.pids[m.Client][m.PacketID] = struct{}{}
+		h.mu.Unlock()
 		out = append(out, m)
 		return nil
 	})
+	atomic.AddInt64(&h.b.server.Info.Inflight, int64(len(out)))
 	return out, err
 }
 
 // load walks the records of kind; a record fn rejects is logged, counted
 // and deleted, the others are counted as loaded.
 func (h *persistHook) load(kind string, fn func(key string, rec []byte) error) error {
-	ctx, cancel := context.WithTimeout(h.b.ctx, persistWriteTimeout)
-	defer cancel()
+	// Not bounded by persistWriteTimeout: a slow disk with many records
+	// must not fail every start. Close cancels b.ctx.
+	ctx := h.b.ctx
 	var bad []string
 	n := 0
 	err := h.b.state.BrokerRecords(ctx, kind, func(key string, rec []byte) error {
@@ -248,4 +386,13 @@ func (h *persistHook) load(kind string, fn func(key string, rec []byte) error) e
 	}
 	h.count(kind, persistLoaded, n)
 	return nil
+}
+
+// loaded reports whether StoredClients loaded id's session (mochi reads
+// sessions first).
+func (h *persistHook) loaded(id string) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	_, ok := h.saved[id]
+	return ok
 }

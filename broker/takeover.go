@@ -23,11 +23,15 @@ import (
 // out does exactly this.
 //
 // The workaround: before mochi looks for the old session, the hook
-// disconnects the old client itself and waits until its goroutine has
-// removed it from the map, so mochi finds no session to take over (as the
-// old session ended with its connection, there is nothing to inherit).
-// Sessions that outlive their connection are left to mochi: that path
-// marks the old client before anything can observe it.
+// disconnects the old client itself and waits until its connection's
+// goroutine has left attachClient (connMeta.ended), so nothing of the old
+// connection can touch the client map afterwards: a session that ended
+// with it is gone from the map and mochi finds nothing to take over; a
+// persistent one is still there and mochi inherits it as usual, after the
+// old connection's will and disconnect hooks ran. The old session's kind
+// is not read here: its own goroutine may rewrite its expiry on DISCONNECT
+// (a data race). A session restored from the data dir has no connection
+// and nothing to wait for.
 
 // takeoverWait bounds the wait for the old connection to leave. Its
 // goroutine only has to see its socket closed and run the disconnect hooks.
@@ -37,22 +41,30 @@ const takeoverWait = 5 * time.Second
 // authenticated and before mochi inherits or replaces the old session.
 func (h *hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 	old, ok := h.b.server.Clients.Get(cl.ID)
-	if !ok || old == cl || !sessionEndsWithConnection(old) {
+	if !ok || old == cl {
 		return
 	}
+	m := metaOf(old)
+	if m == nil {
+		return // a restored session: no connection, no goroutine
+	}
+	// Whatever the old session's kind (reading its expiry here would race
+	// with its own DISCONNECT), end the old connection and let its goroutine
+	// finish: its will, OnDisconnect and, for a session that ends with it,
+	// its removal from the map all happen before mochi looks for the session.
 	_ = h.b.server.DisconnectClient(old, packets.ErrSessionTakenOver)
-	deadline := time.Now().Add(takeoverWait)
-	for {
-		cur, ok := h.b.server.Clients.Get(cl.ID)
-		if !ok || cur != old {
-			return
-		}
-		if time.Now().After(deadline) || h.b.ctx.Err() != nil {
-			h.b.log.Warn("session takeover: the old connection did not end in time", "client", cl.ID,
-				"old_remote", old.Net.Remote, "waited", takeoverWait)
-			return
-		}
-		time.Sleep(time.Millisecond)
+	// Wait until the old connection's attachClient has returned: from then
+	// on its goroutine cannot delete the id from the map. A client that
+	// returned early (CONNACK write failed) stays in the map without a
+	// goroutine; mochi takes it over as usual.
+	t := time.NewTimer(takeoverWait)
+	defer t.Stop()
+	select {
+	case <-m.ended:
+	case <-h.b.ctx.Done():
+	case <-t.C:
+		h.b.log.Warn("session takeover: the old connection did not end in time", "client", cl.ID,
+			"old_remote", old.Net.Remote, "waited", takeoverWait)
 	}
 }
 
