@@ -250,6 +250,11 @@ func (l *tcpListener) Close(listeners.CloseFn) {
 	l.serving.Wait()
 	l.b.disconnectListenerClients(l.id)
 	l.conns.closeAll()
+	// mochi's CloseAll calls Listeners.ClientsWg.Wait right after this;
+	// every establish call must have returned (its ClientsWg.Add(1)
+	// happened) by then, or an Add from zero races with that Wait (a
+	// connection still in its TLS handshake; seen under -race).
+	l.conns.wg.Wait()
 }
 
 // wsListener serves MQTT over WebSocket (subprotocol "mqtt", binary
@@ -366,6 +371,11 @@ func (l *wsListener) Close(listeners.CloseFn) {
 	l.serving.Wait()
 	l.b.disconnectListenerClients(l.id)
 	l.conns.closeAll()
+	// mochi's CloseAll calls Listeners.ClientsWg.Wait right after this;
+	// every establish call must have returned (its ClientsWg.Add(1)
+	// happened) by then, or an Add from zero races with that Wait (a
+	// connection still in its TLS handshake; seen under -race).
+	l.conns.wg.Wait()
 }
 
 // disconnectListenerClients sends "server shutting down" to every client of
