@@ -71,13 +71,7 @@ func newAuthFixture(t *testing.T, opts AuthOptions, bopts Options) *authFixture 
 // reason code and, on success, the client.
 func dialV5(t testing.TB, conn net.Conn, id, user, pass string, recv chan<- *paho.Publish) (*paho.Client, byte) {
 	t.Helper()
-	cfg := paho.ClientConfig{Conn: &lockedConn{Conn: conn}, ClientID: id}
-	if recv != nil {
-		cfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){
-			func(pr paho.PublishReceived) (bool, error) { recv <- pr.Packet; return true, nil },
-		}
-	}
-	c := paho.NewClient(cfg)
+	c := newV5(conn, id, recv)
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	cp := &paho.Connect{ClientID: id, KeepAlive: 30, CleanStart: true}

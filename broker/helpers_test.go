@@ -85,13 +85,9 @@ func v3Client(t testing.TB, url, id string) pahov3.Client {
 	return c
 }
 
-// v5Client connects an MQTT 5 paho.golang client; received publishes go to recv.
-func v5Client(t testing.TB, addr, id string, recv chan<- *paho.Publish) (*paho.Client, *paho.Connack) {
-	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+// newV5 makes a paho.golang client on conn whose received publishes go
+// to recv (if not nil).
+func newV5(conn net.Conn, id string, recv chan<- *paho.Publish) *paho.Client {
 	cfg := paho.ClientConfig{Conn: &lockedConn{Conn: conn}, ClientID: id}
 	if recv != nil {
 		cfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){
@@ -101,7 +97,17 @@ func v5Client(t testing.TB, addr, id string, recv chan<- *paho.Publish) (*paho.C
 			},
 		}
 	}
-	c := paho.NewClient(cfg)
+	return paho.NewClient(cfg)
+}
+
+// v5Client connects an MQTT 5 paho.golang client; received publishes go to recv.
+func v5Client(t testing.TB, addr, id string, recv chan<- *paho.Publish) (*paho.Client, *paho.Connack) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newV5(conn, id, recv)
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	ack, err := c.Connect(ctx, &paho.Connect{ClientID: id, KeepAlive: 30, CleanStart: true})

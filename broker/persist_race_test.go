@@ -17,15 +17,9 @@ import (
 
 // connectWith connects an MQTT 5 client with explicit session settings,
 // an optional will and an optional receive maximum.
-func connectWith(t *testing.T, addr, id string, clean bool, expiry uint32, will *paho.WillMessage, recvMax uint16, recv chan<- *paho.Publish) *paho.Client {
+func connectWith(t *testing.T, addr, id string, clean bool, expiry uint32, will *paho.WillMessage, recvMax uint16, recv chan<- *paho.Publish) (*paho.Client, *paho.Connack) {
 	t.Helper()
-	cfg := paho.ClientConfig{Conn: &lockedConn{Conn: tcpDial(t, addr)}, ClientID: id}
-	if recv != nil {
-		cfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){
-			func(pr paho.PublishReceived) (bool, error) { recv <- pr.Packet; return true, nil },
-		}
-	}
-	c := paho.NewClient(cfg)
+	c := newV5(tcpDial(t, addr), id, recv)
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	props := &paho.ConnectProperties{SessionExpiryInterval: &expiry}
@@ -36,10 +30,11 @@ func connectWith(t *testing.T, addr, id string, clean bool, expiry uint32, will 
 	if will != nil {
 		cp.WillMessage = will
 	}
-	if _, err := c.Connect(ctx, cp); err != nil {
+	ca, err := c.Connect(ctx, cp)
+	if err != nil {
 		t.Fatalf("connect %s: %v", id, err)
 	}
-	return c
+	return c, ca
 }
 
 // A persistent session with a will, taken over by a connection whose
@@ -52,10 +47,10 @@ func TestPersistTakeoverWillDoesNotRestoreSession(t *testing.T) {
 	ghosts := 0
 	for i := range 40 {
 		id := fmt.Sprint("w", i)
-		a := connectWith(t, b.Addr(), id, true, 3600, &paho.WillMessage{Topic: "will/" + id, Payload: []byte("gone")}, 0, nil)
+		a, _ := connectWith(t, b.Addr(), id, true, 3600, &paho.WillMessage{Topic: "will/" + id, Payload: []byte("gone")}, 0, nil)
 		_ = a
 		eventually(t, "session stored", func() bool { return len(brokerRecords(t, st, clientKey(kindSession, id))) == 1 })
-		bc := connectWith(t, b.Addr(), id, true, 0, nil, 0, nil) // session ends with the connection
+		bc, _ := connectWith(t, b.Addr(), id, true, 0, nil, 0, nil) // session ends with the connection
 		_ = bc.Disconnect(&paho.Disconnect{})
 		eventually(t, "both connections gone", func() bool { return atomic.LoadInt64(&b.server.Info.ClientsConnected) == 0 })
 		if n := len(brokerRecords(t, st, clientKey(kindSession, id))); n > 0 {
@@ -75,7 +70,7 @@ func TestPersistQueuedMessageRecordsDeleted(t *testing.T) {
 	st := openStateStore(t)
 	b, stop := runPersistBroker(t, st, DefaultLimits())
 	recv := make(chan *paho.Publish, 64)
-	c := connectWith(t, b.Addr(), "slow", true, 3600, nil, 1, recv)
+	c, _ := connectWith(t, b.Addr(), "slow", true, 3600, nil, 1, recv)
 	v5Subscribe(t, c, "q/#", 1)
 	for i := range 10 {
 		if err := b.Publish(&Message{Topic: "q/x", Payload: []byte(fmt.Sprint(i)), QoS: 1}); err != nil {
@@ -195,9 +190,7 @@ func TestPersistRestoredSessionKeepsCertIdentity(t *testing.T) {
 	}
 	// An anonymous local client on alice's id.
 	recv := make(chan *paho.Publish, 4)
-	cfg := paho.ClientConfig{Conn: &lockedConn{Conn: tcpDial(t, b2.Addr())}, ClientID: "alice-phone",
-		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) { recv <- pr.Packet; return true, nil }}}
-	c := paho.NewClient(cfg)
+	c := newV5(tcpDial(t, b2.Addr()), "alice-phone", recv)
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	exp := uint32(3600)
@@ -298,7 +291,7 @@ func TestTakeoverOfZombieClient(t *testing.T) {
 func TestPersistInboundQoS1WritesNothing(t *testing.T) {
 	st := openStateStore(t)
 	b, _ := runPersistBroker(t, st, DefaultLimits())
-	c := connectWith(t, b.Addr(), "sensor", false, 3600, nil, 0, nil)
+	c, _ := connectWith(t, b.Addr(), "sensor", false, 3600, nil, 0, nil)
 	for i := range 50 {
 		if code := publishCode(t, c, "sensors/t", fmt.Sprint(i), nil); code != 0 {
 			t.Fatal(code)
@@ -316,7 +309,7 @@ func TestPersistExpiryChangeNoRace(t *testing.T) {
 	st := openStateStore(t)
 	b, _ := runPersistBroker(t, st, DefaultLimits())
 	for range 20 {
-		c := connectWith(t, b.Addr(), "r", false, 3600, nil, 0, nil)
+		c, _ := connectWith(t, b.Addr(), "r", false, 3600, nil, 0, nil)
 		v5Subscribe(t, c, "race/#", 1)
 		stop := make(chan struct{})
 		go func() {

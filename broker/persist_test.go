@@ -185,24 +185,10 @@ func FuzzDecodeRetained(f *testing.F) {
 }
 
 // connectPersistent connects an MQTT 5 client with a session that outlives
-// its connection (expiry seconds; 0: it ends with the connection).
+// its connection by expiry seconds (0: it ends with the connection).
 func connectPersistent(t *testing.T, addr, id string, clean bool, expiry uint32, recv chan<- *paho.Publish) (*paho.Client, *paho.Connack) {
 	t.Helper()
-	cfg := paho.ClientConfig{Conn: &lockedConn{Conn: tcpDial(t, addr)}, ClientID: id}
-	if recv != nil {
-		cfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){
-			func(pr paho.PublishReceived) (bool, error) { recv <- pr.Packet; return true, nil },
-		}
-	}
-	c := paho.NewClient(cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	ca, err := c.Connect(ctx, &paho.Connect{ClientID: id, KeepAlive: 30, CleanStart: clean,
-		Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}})
-	if err != nil {
-		t.Fatalf("connect %s: %v", id, err)
-	}
-	return c, ca
+	return connectWith(t, addr, id, clean, expiry, nil, 0, recv)
 }
 
 // brokerRecords lists the stored record keys under prefix.
