@@ -92,7 +92,9 @@ func (b *BrokerConfig) validate(s section, _ *Config) {
 	ls.inRange("max_queued_messages", l.MaxQueuedMessages, 1, math.MaxInt32)
 	ls.inRange("topic_alias_maximum", l.TopicAliasMaximum, 0, math.MaxUint16)
 	durationRange(ls, "session_expiry", l.SessionExpiry, 0, math.MaxUint32*time.Second)
-	durationRange(ls, "message_expiry", l.MessageExpiry, time.Second, 100*365*24*time.Hour)
+	if l.MessageExpiry != 0 { // 0: no cap
+		durationRange(ls, "message_expiry", l.MessageExpiry, time.Second, 100*365*24*time.Hour)
+	}
 	durationRange(ls, "max_keepalive", l.MaxKeepalive, 0, math.MaxUint16*time.Second)
 	durationRange(ls, "connect_timeout", l.ConnectTimeout, time.Millisecond, time.Hour)
 	durationRange(ls, "handler_timeout", l.HandlerTimeout, time.Millisecond, time.Hour)

@@ -265,3 +265,21 @@ func TestTakeoverKeepsDelivery(t *testing.T) {
 		}
 	}
 }
+
+// A QoS 1 PUBACK is the plain success form, whatever properties the
+// PUBLISH carried: mochi copied them into the PUBACK together with reason
+// code 0x01, which MQTT.js reports as a failed publish.
+func TestPubackIsPlainSuccess(t *testing.T) {
+	b := startBroker(t, Options{})
+	c, _ := v5Client(t, b.Addr(), "pub", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	r, err := c.Publish(ctx, &paho.Publish{Topic: "a/b", QoS: 1, Payload: []byte("x"),
+		Properties: &paho.PublishProperties{User: paho.UserProperties{{Key: "a", Value: "1"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.ReasonCode != 0 || (r.Properties != nil && len(r.Properties.User) > 0) {
+		t.Fatalf("PUBACK reason 0x%02x, properties %+v", r.ReasonCode, r.Properties)
+	}
+}

@@ -32,7 +32,12 @@ type Limits struct {
 	MaxQueuedMessages int32
 	// SessionExpiry caps how long a disconnected persistent session is kept.
 	SessionExpiry time.Duration
-	// MessageExpiry caps how long retained and queued messages are kept.
+	// MessageExpiry caps how long retained and queued messages are kept; 0
+	// (the default, as in mosquitto) keeps them until they are replaced or
+	// their own MQTT 5 message expiry passes. mochi applies the cap to
+	// retained messages by their age too, so a cap drops every retained
+	// message that old (a device's retained state, a hand-made discovery
+	// config), however it was published.
 	MessageExpiry time.Duration
 	// TopicAliasMaximum is the number of topic aliases a client may use.
 	TopicAliasMaximum uint16
@@ -75,7 +80,7 @@ func DefaultLimits() Limits {
 		MaxInflight:       1024,
 		MaxQueuedMessages: 8192,
 		SessionExpiry:     24 * time.Hour,
-		MessageExpiry:     24 * time.Hour,
+		MessageExpiry:     0,
 		TopicAliasMaximum: 64,
 		MaxKeepalive:      time.Hour,
 		ConnectTimeout:    10 * time.Second,
@@ -101,7 +106,7 @@ func (l Limits) Validate() error {
 	check(l.MaxSubscriptions > 0, "max_subscriptions must be at least 1")
 	check(l.SessionExpiry >= 0 && l.SessionExpiry <= math.MaxUint32*time.Second,
 		"session_expiry %s out of range", l.SessionExpiry)
-	check(l.MessageExpiry >= time.Second, "message_expiry %s must be at least 1s", l.MessageExpiry)
+	check(l.MessageExpiry == 0 || l.MessageExpiry >= time.Second, "message_expiry %s must be 0 (no cap) or at least 1s", l.MessageExpiry)
 	check(l.MaxKeepalive >= 0 && l.MaxKeepalive <= math.MaxUint16*time.Second,
 		"max_keepalive %s out of range [0s, 65535s]", l.MaxKeepalive)
 	check(l.ConnectTimeout > 0, "connect_timeout must be positive")
@@ -131,6 +136,13 @@ func (l Limits) capabilities() *mqtt.Capabilities {
 	c.MaximumSessionExpiryInterval = uint32(l.SessionExpiry / time.Second)
 	c.MaximumMessageExpiryInterval = int64(l.MessageExpiry / time.Second)
 	c.TopicAliasMaximum = l.TopicAliasMaximum
+	// mochi copies a QoS 1/2 PUBLISH's properties (user properties...)
+	// into its PUBACK/PUBREC and, with them, writes the reason code it
+	// holds for a QoS 1 acknowledgement, 0x01 "granted QoS 1", which is
+	// no PUBACK code: MQTT.js (Node-RED, zigbee2mqtt in MQTT 5 mode)
+	// reports such a publish as failed [MQTT-3.4.2-1]. Without the
+	// properties mochi writes the short success form.
+	c.Compatibilities.NoInheritedPropertiesOnAck = true
 	return c
 }
 

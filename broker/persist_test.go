@@ -80,7 +80,7 @@ func TestRetainedSurvivesRestart(t *testing.T) {
 	}
 	stop()
 	// Two records the restart must not load: one past its MQTT 5 expiry,
-	// one older than broker.limits.message_expiry (24h).
+	// one older than a broker.limits.message_expiry cap of 24h.
 	now := time.Now().Unix()
 	for topic, pk := range map[string]packets.Packet{
 		"home/flash/state": {Payload: []byte("gone"), Created: now - 20, Expiry: now - 10, ProtocolVersion: 5},
@@ -90,7 +90,9 @@ func TestRetainedSurvivesRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	b2, _ := runPersistBroker(t, st, DefaultLimits())
+	capped := DefaultLimits()
+	capped.MessageExpiry = 24 * time.Hour
+	b2, _ := runPersistBroker(t, st, capped)
 	if got := counterValue(b2.metrics.persist.WithLabelValues("retained", persistLoaded)); got != 1 {
 		t.Fatalf("loaded = %v", got)
 	}
@@ -266,5 +268,22 @@ func TestPersistentSessionSurvivesRestart(t *testing.T) {
 	// restored or not: see the gauge in metrics.go.)
 	if s := atomic.LoadInt64(&b2.server.Info.Subscriptions); s != 0 {
 		t.Fatalf("subscriptions gauge %d after the session ended", s)
+	}
+}
+
+// Without a message_expiry cap (the default, as in mosquitto) a retained
+// message is kept however old it is.
+func TestRetainedKeptWithoutCap(t *testing.T) {
+	st := openStateStore(t)
+	old := packets.Packet{Payload: []byte("set last year"), Created: time.Now().Unix() - 365*24*3600}
+	if err := st.SetBrokerRecord(context.Background(), kindRetained+"home/old/state", encodeRetained(old)); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := runPersistBroker(t, st, DefaultLimits())
+	recv := make(chan *paho.Publish, 2)
+	c, _ := v5Client(t, b.Addr(), "reader", recv)
+	v5Subscribe(t, c, "home/#", 1)
+	if p := recvOne(t, recv, "old retained message"); string(p.Payload) != "set last year" {
+		t.Fatalf("got %s %q", p.Topic, p.Payload)
 	}
 }
