@@ -25,6 +25,9 @@ type connMeta struct {
 	// returned: its goroutine will no longer touch the client map
 	// (takeover.go).
 	ended chan struct{}
+	// resume holds a resumed session's messages until they are resent in
+	// order (resume.go); only the connection's own goroutine touches it.
+	resume *resume
 }
 
 func (b *Broker) newConnMeta(state *tls.ConnectionState) *connMeta {

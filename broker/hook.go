@@ -24,6 +24,7 @@ var hookEvents = []byte{
 	mqtt.OnPacketRead,
 	mqtt.OnPublish,
 	mqtt.OnSessionEstablish,
+	mqtt.OnSessionEstablished,
 	mqtt.OnSubscribe,
 	mqtt.OnWill,
 }

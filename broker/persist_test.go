@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -286,4 +287,51 @@ func TestRetainedKeptWithoutCap(t *testing.T) {
 	if p := recvOne(t, recv, "old retained message"); string(p.Payload) != "set last year" {
 		t.Fatalf("got %s %q", p.Topic, p.Payload)
 	}
+}
+
+// A resumed session gets its queued messages in the order they were
+// published, after a reconnect and after a restart (mochi resent them in
+// an order shuffled within each second).
+func TestResumeKeepsOrder(t *testing.T) {
+	st := openStateStore(t)
+	b, stop := runPersistBroker(t, st, DefaultLimits())
+	c, _ := connectPersistent(t, b.Addr(), "orderly", true, 3600, nil)
+	v5Subscribe(t, c, "o/#", 1)
+	queue := func(b *Broker, from, n int) {
+		t.Helper()
+		for i := from; i < from+n; i++ {
+			if err := b.Publish(&Message{Topic: "o/x", Payload: []byte(fmt.Sprint(i)), QoS: 1}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	expect := func(recv chan *paho.Publish, from, n int) {
+		t.Helper()
+		for i := from; i < from+n; i++ {
+			if p := recvOne(t, recv, "queued message"); string(p.Payload) != fmt.Sprint(i) {
+				t.Fatalf("message %d: got %q", i, p.Payload)
+			}
+		}
+	}
+	_ = c.Disconnect(&paho.Disconnect{})
+	eventually(t, "offline", func() bool {
+		cl, ok := b.server.Clients.Get("orderly")
+		return ok && cl.Closed()
+	})
+	queue(b, 0, 40)
+	recv := make(chan *paho.Publish, 64)
+	c, _ = connectPersistent(t, b.Addr(), "orderly", false, 3600, recv)
+	expect(recv, 0, 40)
+	_ = c.Disconnect(&paho.Disconnect{})
+	eventually(t, "offline again", func() bool {
+		cl, ok := b.server.Clients.Get("orderly")
+		return ok && cl.Closed()
+	})
+	queue(b, 40, 40)
+	eventually(t, "queued messages stored", func() bool { return len(brokerRecords(t, st, kindMessage)) == 40 })
+	stop()
+	b2, _ := runPersistBroker(t, st, DefaultLimits())
+	recv2 := make(chan *paho.Publish, 64)
+	connectPersistent(t, b2.Addr(), "orderly", false, 3600, recv2)
+	expect(recv2, 40, 40)
 }

@@ -39,14 +39,16 @@ const takeoverWait = 5 * time.Second
 
 // OnSessionEstablish runs on the new client's goroutine after it is
 // authenticated and before mochi inherits or replaces the old session.
-func (h *hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+func (h *hook) OnSessionEstablish(cl *mqtt.Client, connect packets.Packet) {
 	old, ok := h.b.server.Clients.Get(cl.ID)
 	if !ok || old == cl {
 		return
 	}
 	m := metaOf(old)
 	if m == nil {
-		return // a restored session: no connection, no goroutine
+		// A restored session: no connection, no goroutine.
+		h.moveInflight(old, cl, connect)
+		return
 	}
 	// Whatever the old session's kind (reading its expiry here would race
 	// with its own DISCONNECT), end the old connection and let its goroutine
@@ -62,9 +64,16 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 	select {
 	case <-m.ended:
 	case <-h.b.ctx.Done():
+		return
 	case <-t.C:
 		h.b.log.Warn("session takeover: the old connection did not end in time", "client", cl.ID,
 			"old_remote", old.Net.Remote, "waited", takeoverWait)
+		return
+	}
+	// The session mochi will hand over, if any (one that ended with its
+	// connection is gone from the map by now).
+	if cur, ok := h.b.server.Clients.Get(cl.ID); ok && cur == old {
+		h.moveInflight(old, cl, connect)
 	}
 }
 
