@@ -283,3 +283,47 @@ func TestPubackIsPlainSuccess(t *testing.T) {
 		t.Fatalf("PUBACK reason 0x%02x, properties %+v", r.ReasonCode, r.Properties)
 	}
 }
+
+// A QoS 1 publish to $SYS is acknowledged (refused, for MQTT 5): mochi
+// dropped it without any acknowledgement.
+func TestSysPublishAcknowledged(t *testing.T) {
+	b := startBroker(t, Options{})
+	c, _ := v5Client(t, b.Addr(), "bridge", nil)
+	if code := publishCode(t, c, "$SYS/broker/connection/edge/state", "1", nil); code != 0x87 {
+		t.Fatalf("MQTT 5: reason 0x%02x, want 0x87", code)
+	}
+	v3 := v3Client(t, "tcp://"+b.Addr(), "bridge3")
+	for _, qos := range []byte{1, 2} {
+		if tok := v3.Publish("$SYS/broker/connection/edge/state", qos, true, "1"); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+			t.Fatalf("MQTT 3.1.1 QoS %d: no acknowledgement (%v)", qos, tok.Error())
+		}
+	}
+}
+
+func TestValidSubscription(t *testing.T) {
+	for f, want := range map[string]bool{
+		"a/b": true, "#": true, "+": true, "a/+/b": true, "a/#": true, "+/+": true, "/": true, "a//b": true,
+		"$share/g/a/#": true, "$SYS/#": true,
+		"": false, "x/a#": false, "a+/b": false, "a/#/b": false, "#/a": false, "a/b+": false,
+		"$share/g/": false, "$share//x": false, "$share/g": false, "$share/g+/x": false,
+	} {
+		if got := validSubscription(f); got != want {
+			t.Errorf("validSubscription(%q) = %v, want %v", f, got, want)
+		}
+	}
+}
+
+// Filters with a misplaced wildcard are refused in the SUBACK (mochi
+// accepted them; they then matched nothing).
+func TestInvalidFiltersRefused(t *testing.T) {
+	b := startBroker(t, Options{})
+	c, _ := v5Client(t, b.Addr(), "subs", nil)
+	for _, f := range []string{"x/a#", "a+/b", "$share//x"} {
+		if code := subscribeCode(t, c, f); code != 0x8F {
+			t.Errorf("SUBSCRIBE %q: 0x%02x, want 0x8F", f, code)
+		}
+	}
+	if code := subscribeCode(t, c, "a/+/c"); code != 1 {
+		t.Errorf("valid filter: 0x%02x", code)
+	}
+}

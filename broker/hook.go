@@ -180,6 +180,9 @@ func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet
 // filter invalid for MQTT 5, 0x80 for 3.1.1) without subscribing.
 const overQuotaFilter = "#/over-quota"
 
+// invalidFilter replaces a filter validSubscription refuses, the same way.
+const invalidFilter = "#/invalid"
+
 // OnSubscribe refuses the filters that would take the client past
 // Limits.MaxSubscriptions (mochi has no such limit: 20,000 filters of 30 KB
 // each were accepted, about 1 GB, in the security audit). Filters the client
@@ -190,6 +193,12 @@ func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	refused := 0
 	for i := range pk.Filters {
 		f := pk.Filters[i].Filter
+		if !validSubscription(f) {
+			// mochi accepts x/a# and a+/b, which then match nothing; its
+			// own check refuses this one (0x8F, 0x80 for 3.1.1).
+			pk.Filters[i].Filter = invalidFilter
+			continue
+		}
 		if _, ok := cl.State.Subscriptions.Get(f); ok {
 			continue
 		}
@@ -210,12 +219,41 @@ func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	return pk
 }
 
-// OnPacketRead works around mochi's shared packet id table (packetid.go).
+// OnPacketRead works around mochi's shared packet id table (packetid.go)
+// and its silence towards QoS 1/2 publishes to $SYS.
 func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if t := pk.FixedHeader.Type; t == packets.Subscribe || t == packets.Unsubscribe {
+	switch pk.FixedHeader.Type {
+	case packets.Subscribe, packets.Unsubscribe:
 		h.b.remapInbound(cl, &pk)
+	case packets.Publish:
+		if pk.FixedHeader.Qos > 0 && isSysTopic(pk.TopicName) {
+			refuseSysPublish(cl, pk)
+		}
 	}
 	return pk, nil
+}
+
+// isSysTopic is mochi's test for a $SYS topic (case-insensitive).
+func isSysTopic(topic string) bool {
+	return len(topic) >= len(mqtt.SysPrefix) && strings.EqualFold(topic[:len(mqtt.SysPrefix)], mqtt.SysPrefix)
+}
+
+// refuseSysPublish acknowledges a QoS 1/2 publish to $SYS, which mochi
+// v2.7.9 drops without any acknowledgement (processPublish returns before
+// it acks an invalid topic), leaving the client's in-flight slot stuck and
+// the message resent on every reconnect [MQTT-4.3.2-4]. A mosquitto bridge
+// publishes its connection state under $SYS/broker/connection/ at QoS 1.
+// MQTT 5 clients get 0x87 (not authorized), as from mosquitto; 3.1.1 ones
+// a plain PUBACK/PUBREC (their PUBREL then gets mochi's PUBCOMP).
+func refuseSysPublish(cl *mqtt.Client, pk packets.Packet) {
+	ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID}
+	if pk.FixedHeader.Qos == 2 {
+		ack.FixedHeader.Type = packets.Pubrec
+	}
+	if cl.Properties.ProtocolVersion == 5 {
+		ack.ReasonCode = packets.ErrNotAuthorized.Code
+	}
+	_ = cl.WritePacket(ack)
 }
 
 // OnPublish routes commands to the router and messages to the handlers.

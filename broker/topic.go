@@ -27,6 +27,18 @@ func validFilter(filter string) bool {
 	return true
 }
 
+// validSubscription reports whether filter may be subscribed to:
+// validFilter, or a shared subscription $share/<group>/<filter> whose group
+// is non-empty and free of wildcards [MQTT-4.8.2-1] [MQTT-4.8.2-2]. mochi
+// itself accepts x/a# and a+/b, which then match nothing.
+func validSubscription(filter string) bool {
+	if rest, ok := strings.CutPrefix(filter, "$share/"); ok {
+		group, f, found := strings.Cut(rest, "/")
+		return found && group != "" && !strings.ContainsAny(group, "+#") && validFilter(f)
+	}
+	return validFilter(filter)
+}
+
 // matchTopic reports whether topic matches filter. A filter starting with a
 // wildcard does not match a topic starting with '$' [MQTT-4.7.2-1].
 func matchTopic(filter, topic string) bool {
