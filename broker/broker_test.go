@@ -1,15 +1,18 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.golang/paho"
 	pahov3 "github.com/eclipse/paho.mqtt.golang"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 func TestPubSubMQTT311AndMQTT5(t *testing.T) {
@@ -325,5 +328,57 @@ func TestInvalidFiltersRefused(t *testing.T) {
 	}
 	if code := subscribeCode(t, c, "a/+/c"); code != 1 {
 		t.Errorf("valid filter: 0x%02x", code)
+	}
+}
+
+// A QoS 2 PUBLISH sent again before its PUBREL gets a plain PUBREC and is
+// delivered once (mochi answered 0x91 "packet identifier in use").
+func TestQoS2ResendBeforePubrel(t *testing.T) {
+	b := startBroker(t, Options{})
+	recv := make(chan *paho.Publish, 4)
+	sub, _ := v5Client(t, b.Addr(), "sub", recv)
+	v5Subscribe(t, sub, "q2/#", 2)
+	c := rawConnect(t, b.Addr(), connectV5)
+	publish := func(dup bool) {
+		t.Helper()
+		pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 2, Dup: dup},
+			TopicName: "q2/x", PacketID: 7, Payload: []byte("once"), ProtocolVersion: 5}
+		var buf bytes.Buffer
+		if err := pk.PublishEncode(&buf); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write(buf.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		hdr := make([]byte, 2)
+		if _, err := io.ReadFull(c, hdr); err != nil || hdr[0] != 0x50 {
+			t.Fatalf("no PUBREC: %x %v", hdr, err)
+		}
+		body := make([]byte, hdr[1])
+		if _, err := io.ReadFull(c, body); err != nil {
+			t.Fatal(err)
+		}
+		if len(body) > 2 && body[2] != 0 {
+			t.Fatalf("PUBREC reason 0x%02x (dup %v)", body[2], dup)
+		}
+	}
+	publish(false)
+	publish(true)
+	// PUBREL, then PUBCOMP back.
+	if _, err := c.Write([]byte{0x62, 0x02, 0x00, 0x07}); err != nil {
+		t.Fatal(err)
+	}
+	hdr := make([]byte, 2)
+	if _, err := io.ReadFull(c, hdr); err != nil || hdr[0] != 0x70 {
+		t.Fatalf("no PUBCOMP: %x %v", hdr, err)
+	}
+	if p := recvOne(t, recv, "delivery"); string(p.Payload) != "once" {
+		t.Fatalf("got %q", p.Payload)
+	}
+	if err := b.Publish(&Message{Topic: "q2/marker", Payload: []byte("m"), QoS: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if p := recvOne(t, recv, "marker"); p.Topic != "q2/marker" {
+		t.Fatalf("delivered twice: %s %q", p.Topic, p.Payload)
 	}
 }

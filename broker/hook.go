@@ -226,11 +226,35 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	case packets.Subscribe, packets.Unsubscribe:
 		h.b.remapInbound(cl, &pk)
 	case packets.Publish:
-		if pk.FixedHeader.Qos > 0 && isSysTopic(pk.TopicName) {
+		switch {
+		case pk.FixedHeader.Qos == 2 && resentQoS2(cl, pk):
+			// A QoS 2 PUBLISH sent again before its PUBREL (the client
+			// missed our PUBREC): mochi answers PUBREC 0x91 "packet
+			// identifier in use", which MQTT 5 clients report as a failed
+			// publish and retry, duplicating the message. The spec wants a
+			// plain PUBREC and no second delivery [MQTT-4.3.3-10]: send it
+			// and turn the packet into one mochi drops unanswered.
+			_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrec}, PacketID: pk.PacketID})
+			pk.TopicName = discardTopic
+		case pk.FixedHeader.Qos > 0 && isSysTopic(pk.TopicName):
 			refuseSysPublish(cl, pk)
 		}
 	}
 	return pk, nil
+}
+
+// discardTopic makes mochi drop a PUBLISH without acknowledging or
+// forwarding it (processPublish returns at once for a $SYS topic).
+const discardTopic = "$SYS/ferrite/discard"
+
+// resentQoS2 reports whether pk repeats a QoS 2 PUBLISH the broker has
+// acknowledged with a PUBREC and not yet seen released.
+func resentQoS2(cl *mqtt.Client, pk packets.Packet) bool {
+	if cl.Net.Inline {
+		return false
+	}
+	in, ok := cl.State.Inflight.Get(pk.PacketID)
+	return ok && in.FixedHeader.Type == packets.Pubrec
 }
 
 // isSysTopic is mochi's test for a $SYS topic (case-insensitive).
