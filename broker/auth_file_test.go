@@ -447,3 +447,23 @@ func TestAuthTopicAliasChecked(t *testing.T) {
 		t.Fatalf("denied topic through its alias: 0x%02x", c)
 	}
 }
+
+// A publish through an alias the client never mapped is a protocol error:
+// DISCONNECT 0x82 (mochi acknowledged it and sent it nowhere).
+func TestUnknownTopicAliasDisconnects(t *testing.T) {
+	b := startBroker(t, Options{})
+	disc := make(chan *paho.Disconnect, 1)
+	c := paho.NewClient(paho.ClientConfig{Conn: &lockedConn{Conn: tcpDial(t, b.Addr())}, ClientID: "alias",
+		OnServerDisconnect: func(d *paho.Disconnect) { disc <- d }})
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if _, err := c.Connect(ctx, &paho.Connect{ClientID: "alias", KeepAlive: 30, CleanStart: true}); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_, _ = c.Publish(ctx, &paho.Publish{QoS: 1, Payload: []byte("x"), Properties: &paho.PublishProperties{TopicAlias: paho.Uint16(5)}})
+	}()
+	if d := recvOne(t, disc, "DISCONNECT"); d.ReasonCode != 0x82 {
+		t.Fatalf("DISCONNECT 0x%02x, want 0x82", d.ReasonCode)
+	}
+}

@@ -291,6 +291,13 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if err := b.rateLimited(cl, &pk); err != nil {
 		return pk, err
 	}
+	if pk.Properties.TopicAlias > 0 && pk.TopicName == "" {
+		// An alias the client never mapped: mochi acknowledges the
+		// publish and sends it nowhere. It is a protocol error (MQTT 5
+		// 3.3.2.3.4): disconnect with 0x82, as mosquitto does.
+		_ = b.server.DisconnectClient(cl, packets.ErrProtocolViolation)
+		return pk, packets.ErrRejectPacket
+	}
 	if pk.Properties.TopicAlias > 0 && !b.auth.Authorize(clientInfo(cl), pk.TopicName, true) {
 		// mochi checks the ACL before it resolves a topic alias (v2.7.9
 		// processPublish): an alias-only publish was checked against "".
