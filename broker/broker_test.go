@@ -382,3 +382,24 @@ func TestQoS2ResendBeforePubrel(t *testing.T) {
 		t.Fatalf("delivered twice: %s %q", p.Topic, p.Payload)
 	}
 }
+
+// A 3.1.1 client with an empty client id and clean session off gets return
+// code 0x02, identifier rejected [MQTT-3.1.3-8] (mochi sent 0x80, which
+// 3.1.1 does not have).
+func TestV3EmptyClientIDRejected(t *testing.T) {
+	b := startBroker(t, Options{})
+	c, err := net.Dial("tcp", b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// CONNECT 3.1.1, clean session off, keepalive 60, empty client id.
+	if _, err := c.Write([]byte{0x10, 0x0c, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x00, 0x00, 0x3c, 0x00, 0x00}); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(waitTimeout))
+	ack := make([]byte, 4)
+	if _, err := io.ReadFull(c, ack); err != nil || ack[0] != 0x20 || ack[3] != 0x02 {
+		t.Fatalf("CONNACK % x (%v), want return code 0x02", ack, err)
+	}
+}

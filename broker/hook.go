@@ -172,8 +172,25 @@ func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet
 		pk.Properties.MaximumPacketSize = h.b.opts.Limits.MaxPacketSize
 		pk.Properties.TopicAliasMaximum = h.b.opts.Limits.TopicAliasMaximum
 	}
+	if pk.FixedHeader.Type == packets.Connack && cl.Properties.ProtocolVersion < 5 && pk.ReasonCode > v3ConnackMax {
+		// mochi maps MQTT 5 refusal codes to 3.1.1 ones from a table
+		// that lacks some: an empty client id with clean session off
+		// [MQTT-3.1.3-8] went out as 0x80, which 3.1.1 does not have.
+		switch pk.ReasonCode {
+		case packets.ErrUnspecifiedError.Code: // mochi's code for that case
+			pk.ReasonCode = packets.Err3ClientIdentifierNotValid.Code
+		case packets.ErrNotAuthorized.Code, packets.ErrBadAuthenticationMethod.Code:
+			pk.ReasonCode = packets.Err3NotAuthorized.Code
+		default:
+			pk.ReasonCode = packets.Err3ServerUnavailable.Code
+		}
+	}
 	return pk
 }
+
+// v3ConnackMax is the highest MQTT 3.1.1 CONNACK return code (5, not
+// authorized).
+const v3ConnackMax = 5
 
 // overQuotaFilter replaces a filter over Limits.MaxSubscriptions: it is
 // invalid ('#' not last), so mochi refuses it in the SUBACK (0x8F topic
