@@ -3,6 +3,7 @@ package broker
 import (
 	"crypto/tls"
 	"errors"
+	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -28,6 +29,9 @@ type connMeta struct {
 	// resume holds a resumed session's messages until they are resent in
 	// order (resume.go); only the connection's own goroutine touches it.
 	resume *resume
+	// retainedPhase is set while mochi sends the retained messages of a
+	// SUBSCRIBE (hook.go, "Retained $ topics and wildcards").
+	retainedPhase atomic.Bool
 }
 
 func (b *Broker) newConnMeta(state *tls.ConnectionState) *connMeta {

@@ -25,6 +25,7 @@ var hookEvents = []byte{
 	mqtt.OnPublish,
 	mqtt.OnSessionEstablish,
 	mqtt.OnSessionEstablished,
+	mqtt.OnSubscribed,
 	mqtt.OnSubscribe,
 	mqtt.OnWill,
 }
@@ -124,7 +125,49 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		// alias: OnPublish checks the resolved topic.
 		return true
 	}
+	if !write && topic != "" && topic[0] == '$' && retainedPhase(cl) && !subscribedTo(cl, topic) {
+		return false
+	}
 	return h.b.auth.Authorize(h.b.clientInfo(cl), topic, write)
+}
+
+// Retained $ topics and wildcards.
+//
+// mochi v2.7.9 hands a subscription starting with a wildcard (#, +/...) the
+// *retained* messages of $ topics (topics.go skips only $SYS in that scan),
+// though never their live messages [MQTT-4.7.2-1]. It sends retained
+// messages right after the SUBACK, each ACL-checked, so from OnSubscribed
+// until the client's next packet (retainedPhase) a $ topic none of the
+// client's filters really matches is refused. Subscribe-time checks (of
+// the filters themselves) come before OnSubscribed; live messages matched
+// a filter of the client and pass.
+
+// OnSubscribed opens the client's retained phase.
+func (h *hook) OnSubscribed(cl *mqtt.Client, _ packets.Packet, _ []byte) {
+	if m := metaOf(cl); m != nil {
+		m.retainedPhase.Store(true)
+	}
+}
+
+func retainedPhase(cl *mqtt.Client) bool {
+	m := metaOf(cl)
+	return m != nil && m.retainedPhase.Load()
+}
+
+// subscribedTo reports whether one of cl's filters matches topic under
+// MQTT's rules.
+func subscribedTo(cl *mqtt.Client, topic string) bool {
+	for f := range cl.State.Subscriptions.GetAll() {
+		if rest, ok := strings.CutPrefix(f, "$share/"); ok {
+			if _, f, ok = strings.Cut(rest, "/"); !ok {
+				continue
+			}
+		}
+		if matchTopic(f, topic) {
+			return true
+		}
+	}
+	return false
 }
 
 // voidTopic receives the wills that are no longer authorized when they are
@@ -239,6 +282,9 @@ func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 // OnPacketRead works around mochi's shared packet id table (packetid.go)
 // and its silence towards QoS 1/2 publishes to $SYS.
 func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if m := metaOf(cl); m != nil && m.retainedPhase.Load() {
+		m.retainedPhase.Store(false) // the previous packet is done
+	}
 	switch pk.FixedHeader.Type {
 	case packets.Subscribe, packets.Unsubscribe:
 		h.b.remapInbound(cl, &pk)
