@@ -306,7 +306,7 @@ func TestSysPublishAcknowledged(t *testing.T) {
 func TestValidSubscription(t *testing.T) {
 	for f, want := range map[string]bool{
 		"a/b": true, "#": true, "+": true, "a/+/b": true, "a/#": true, "+/+": true, "/": true, "a//b": true,
-		"$share/g/a/#": true, "$SYS/#": true,
+		"$share/g/a/#": true, "$SYS/#": true, "$SHARE/g/x": true,
 		"": false, "x/a#": false, "a+/b": false, "a/#/b": false, "#/a": false, "a/b+": false,
 		"$share/g/": false, "$share//x": false, "$share/g": false, "$share/g+/x": false,
 	} {

@@ -26,9 +26,6 @@ type connMeta struct {
 	// returned: its goroutine will no longer touch the client map
 	// (takeover.go).
 	ended chan struct{}
-	// resume holds a resumed session's messages until they are resent in
-	// order (resume.go); only the connection's own goroutine touches it.
-	resume *resume
 	// retainedPhase is set while mochi sends the retained messages of a
 	// SUBSCRIBE (hook.go, "Retained $ topics and wildcards").
 	retainedPhase atomic.Bool

@@ -24,7 +24,6 @@ var hookEvents = []byte{
 	mqtt.OnPacketRead,
 	mqtt.OnPublish,
 	mqtt.OnSessionEstablish,
-	mqtt.OnSessionEstablished,
 	mqtt.OnSubscribed,
 	mqtt.OnSubscribe,
 	mqtt.OnWill,
@@ -158,10 +157,14 @@ func retainedPhase(cl *mqtt.Client) bool {
 // MQTT's rules.
 func subscribedTo(cl *mqtt.Client, topic string) bool {
 	for f := range cl.State.Subscriptions.GetAll() {
-		if rest, ok := strings.CutPrefix(f, "$share/"); ok {
-			if _, f, ok = strings.Cut(rest, "/"); !ok {
-				continue
+		if inner, ok := sharedFilter(f); ok {
+			// mochi delivers live $ messages to shared subscriptions
+			// starting with a wildcard, and never retained ones: let
+			// them through whether or not the phase is open.
+			if matchTopic(inner, topic) || matchTopic(inner, "_"+topic[1:]) {
+				return true
 			}
+			continue
 		}
 		if matchTopic(f, topic) {
 			return true

@@ -143,7 +143,6 @@ func (b *Broker) serveConn(conns *connSet, id string, c net.Conn, tlsCfg *tls.Co
 	g.meta.connected = release // the hook calls it at CONNECT
 	defer close(g.meta.ended)
 	err := establish(id, g)
-	restoreResume(g.meta)
 	if err != nil {
 		b.countEstablishError(err)
 		b.log.Debug("client connection ended", "remote", c.RemoteAddr().String(), "listener", id, "error", err)

@@ -77,6 +77,8 @@ func TestPersistQueuedMessageRecordsDeleted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Drain what mochi sends (it stalls part of the way: its own
+	// send-quota bug), then the records must match what mochi holds.
 	got := 0
 	for done := false; !done; {
 		select {
@@ -87,28 +89,12 @@ func TestPersistQueuedMessageRecordsDeleted(t *testing.T) {
 		}
 	}
 	cl, _ := b.server.Clients.Get("slow")
-	inMem := cl.State.Inflight.Len()
-	left := brokerRecords(t, st, kindMessage)
-	t.Logf("received %d of 10, mochi holds %d in flight, %d records stored", got, inMem, len(left))
+	eventually(t, "one message record per message mochi holds", func() bool {
+		return len(brokerRecords(t, st, kindMessage)) == cl.State.Inflight.Len()
+	})
 	_ = c.Disconnect(&paho.Disconnect{})
 	stop()
-	if len(left) > inMem {
-		// show the consequence: after a restart they come back as duplicates
-		b2, _ := runPersistBroker(t, st, DefaultLimits())
-		recv2 := make(chan *paho.Publish, 64)
-		connectWith(t, b2.Addr(), "slow", false, 3600, nil, 0, recv2)
-		dups := 0
-		for {
-			select {
-			case <-recv2:
-				dups++
-				continue
-			case <-time.After(500 * time.Millisecond):
-			}
-			break
-		}
-		t.Fatalf("%d message records stored for %d messages mochi still holds; %d redelivered after a restart (received %d before)", len(left), inMem, dups, got)
-	}
+	t.Logf("received %d of 10", got)
 }
 
 // Cert-only deployment (no password file, anonymous from loopback): a

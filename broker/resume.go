@@ -3,7 +3,6 @@ package broker
 import (
 	"cmp"
 	"slices"
-	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -19,37 +18,46 @@ import (
 // [MQTT-4.6.0-6] (found by a conformance run against mosquitto: 22 queued
 // messages came back in a different order each time).
 //
-// The hook moves the messages out of the old session before mochi looks at
-// it (OnSessionEstablish, after the old connection ended), so mochi inherits
-// and resends none, and sends them itself, oldest first, once the new
-// session is established (OnSessionEstablished). If the new connection
-// fails before that (its CONNACK cannot be written), serveConn puts them
-// back into the client mochi keeps for the session, so the next resume
-// still has them.
+// Before mochi hands the old session over (OnSessionEstablish, after the
+// old connection ended), the hook renumbers the messages' creation seconds
+// so that they are distinct and increase in the order the messages were
+// queued; mochi's own resend then sends them in that order, with their
+// packet ids and everything else untouched. A creation second moves by at
+// most a few seconds (one per message queued in the same second); only a
+// broker.limits.message_expiry cap reads it (messages' own MQTT 5 expiry
+// is kept apart, in Expiry). A first attempt moved the messages out and
+// resent them itself: a review showed live messages taking their packet
+// ids meanwhile.
 
-// resume is a session's messages waiting to be resent in order.
-type resume struct {
-	cl  *mqtt.Client
-	pks []packets.Packet
-}
-
-// moveInflight takes old's in-flight messages for cl when mochi is about to
-// hand old's session to cl (the condition of mochi's inheritClientSession).
-// old's connection has ended: its fields are stable.
-func (h *hook) moveInflight(old, cl *mqtt.Client, connect packets.Packet) {
-	m := metaOf(cl)
-	if m == nil || connect.Connect.Clean || (old.Properties.Clean && old.Properties.ProtocolVersion < 5) {
-		return // mochi discards the old session's messages
-	}
+// orderInflight makes mochi resend old's in-flight messages oldest first.
+func orderInflight(old *mqtt.Client) {
 	pks := old.State.Inflight.GetAll(false)
 	if len(pks) < 2 {
-		return // nothing to order
-	}
-	for _, pk := range pks {
-		old.State.Inflight.Delete(pk.PacketID)
+		return
 	}
 	sortResend(pks)
-	m.resume = &resume{cl: cl, pks: pks}
+	created := make([]int64, len(pks))
+	for i, pk := range pks {
+		created[i] = pk.Created
+		if i > 0 && created[i] <= created[i-1] {
+			created[i] = created[i-1] + 1
+		}
+	}
+	// mochi compares uint16(Created): if the seconds cross a multiple of
+	// 65536 (they span more than 18 hours, or straddle the boundary),
+	// number the messages consecutively up to just before the last one's.
+	if uint16(created[0]) > uint16(created[len(created)-1]) || created[len(created)-1]-created[0] >= 1<<16 {
+		end := created[len(created)-1] &^ 0xffff // the boundary
+		for i := range created {
+			created[i] = end - int64(len(created)-i)
+		}
+	}
+	for i := range pks {
+		if pks[i].Created != created[i] {
+			pks[i].Created = created[i]
+			old.State.Inflight.Set(pks[i])
+		}
+	}
 }
 
 // sortResend orders messages oldest first: by creation second, then by
@@ -81,42 +89,4 @@ func resendRank(id uint16, wrapped bool) int {
 		return int(id) + 1<<16
 	}
 	return int(id)
-}
-
-// OnSessionEstablished sends the messages moveInflight took, in order,
-// the way mochi's ResendInflightMessages does.
-func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
-	m := metaOf(cl)
-	if m == nil || m.resume == nil {
-		return
-	}
-	r := m.resume
-	m.resume = nil
-	for _, pk := range r.pks {
-		cl.State.Inflight.Set(pk)
-	}
-	for _, pk := range r.pks {
-		if pk.FixedHeader.Type == packets.Publish {
-			pk.FixedHeader.Dup = true // [MQTT-3.3.1-1]
-		}
-		if err := cl.WritePacket(pk); err != nil {
-			return // the rest stay in flight for the next resume
-		}
-		if t := pk.FixedHeader.Type; t == packets.Puback || t == packets.Pubcomp {
-			if cl.State.Inflight.Delete(pk.PacketID) {
-				atomic.AddInt64(&h.b.server.Info.Inflight, -1)
-			}
-		}
-	}
-}
-
-// restoreResume puts back messages a connection took but never sent (its
-// session was not established), so the session keeps them.
-func restoreResume(m *connMeta) {
-	if r := m.resume; r != nil {
-		m.resume = nil
-		for _, pk := range r.pks {
-			r.cl.State.Inflight.Set(pk)
-		}
-	}
 }

@@ -39,7 +39,7 @@ const takeoverWait = 5 * time.Second
 
 // OnSessionEstablish runs on the new client's goroutine after it is
 // authenticated and before mochi inherits or replaces the old session.
-func (h *hook) OnSessionEstablish(cl *mqtt.Client, connect packets.Packet) {
+func (h *hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 	old, ok := h.b.server.Clients.Get(cl.ID)
 	if !ok || old == cl {
 		return
@@ -47,7 +47,7 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, connect packets.Packet) {
 	m := metaOf(old)
 	if m == nil {
 		// A restored session: no connection, no goroutine.
-		h.moveInflight(old, cl, connect)
+		orderInflight(old)
 		return
 	}
 	// Whatever the old session's kind (reading its expiry here would race
@@ -73,7 +73,7 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, connect packets.Packet) {
 	// The session mochi will hand over, if any (one that ended with its
 	// connection is gone from the map by now).
 	if cur, ok := h.b.server.Clients.Get(cl.ID); ok && cur == old {
-		h.moveInflight(old, cl, connect)
+		orderInflight(old)
 	}
 }
 

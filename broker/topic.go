@@ -32,11 +32,30 @@ func validFilter(filter string) bool {
 // is non-empty and free of wildcards [MQTT-4.8.2-1] [MQTT-4.8.2-2]. mochi
 // itself accepts x/a# and a+/b, which then match nothing.
 func validSubscription(filter string) bool {
-	if rest, ok := strings.CutPrefix(filter, "$share/"); ok {
-		group, f, found := strings.Cut(rest, "/")
-		return found && group != "" && !strings.ContainsAny(group, "+#") && validFilter(f)
+	if inner, ok := sharedFilter(filter); ok {
+		return inner != "" && validFilter(inner)
+	}
+	if len(filter) >= len(sharePrefix) && strings.EqualFold(filter[:len(sharePrefix)], sharePrefix) {
+		return false // $share/ without a group name or filter
 	}
 	return validFilter(filter)
+}
+
+// sharePrefix starts a shared subscription; mochi recognises it in any
+// case (IsSharedFilter).
+const sharePrefix = "$share/"
+
+// sharedFilter returns the filter of a shared subscription
+// $share/<group>/<filter> whose group is non-empty and free of wildcards.
+func sharedFilter(filter string) (string, bool) {
+	if len(filter) < len(sharePrefix) || !strings.EqualFold(filter[:len(sharePrefix)], sharePrefix) {
+		return "", false
+	}
+	group, f, found := strings.Cut(filter[len(sharePrefix):], "/")
+	if !found || group == "" || strings.ContainsAny(group, "+#") {
+		return "", false
+	}
+	return f, true
 }
 
 // matchTopic reports whether topic matches filter. A filter starting with a
