@@ -335,3 +335,39 @@ func TestResumeKeepsOrder(t *testing.T) {
 	connectPersistent(t, b2.Addr(), "orderly", false, 3600, recv2)
 	expect(recv2, 40, 40)
 }
+
+// A session that expired while the broker was down is not restored; one
+// still alive keeps only what is left of its expiry (mochi counts a
+// restored session's expiry from the restart).
+func TestRestoredSessionExpiry(t *testing.T) {
+	st := openStateStore(t)
+	now := time.Now().Unix()
+	for id, left := range map[string]int64{"gone": -600, "alive": 600} {
+		rec := fmt.Sprintf(`{"id":%q,"t":"client","protocolVersion":5,"properties":{"sessionExpiryInterval":3600,"sessionExpiryIntervalFlag":true},"disconnected":%d}`,
+			id, now-3600+left)
+		if err := st.SetBrokerRecord(context.Background(), clientKey(kindSession, id), []byte(rec)); err != nil {
+			t.Fatal(err)
+		}
+		sub := fmt.Sprintf(`{"t":"subscription","client":%q,"filter":"x/#","qos":1}`, id)
+		if err := st.SetBrokerRecord(context.Background(), clientKey(kindSubscription, id)+"x/#", []byte(sub)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, _ := runPersistBroker(t, st, DefaultLimits())
+	if _, ok := b.server.Clients.Get("gone"); ok {
+		t.Error("a session expired while the broker was down was restored")
+	}
+	if n := len(brokerRecords(t, st, clientKey(kindSession, "gone"))) + len(brokerRecords(t, st, clientKey(kindSubscription, "gone"))); n != 0 {
+		t.Errorf("%d records of the expired session left", n)
+	}
+	cl, ok := b.server.Clients.Get("alive")
+	if !ok {
+		t.Fatal("live session not restored")
+	}
+	if got := cl.Properties.Props.SessionExpiryInterval; got > 600 || got < 590 {
+		t.Errorf("restored expiry %d s, want what was left (600 s)", got)
+	}
+	if got := counterValue(b.metrics.persist.WithLabelValues("subscription", persistLoaded)); got != 1 {
+		t.Errorf("subscriptions loaded = %v, want the live session's only", got)
+	}
+}

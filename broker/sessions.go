@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/storage"
@@ -43,7 +44,7 @@ func (h *persistHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	h.none.Store(false)
 	h.mu.Unlock()
 	h.b.restoredIdentity.Delete(cl.ID)
-	h.saveClient(cl)
+	h.saveClient(cl, 0)
 	for _, pk := range cl.State.Inflight.GetAll(false) {
 		if pk.FixedHeader.Type == packets.Publish {
 			h.saveMessage(cl, pk, pk.Created)
@@ -54,7 +55,7 @@ func (h *persistHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 func (h *persistHook) OnWillSent(cl *mqtt.Client, _ packets.Packet) {
 	if unlock, ok := h.own(cl); ok {
 		defer unlock()
-		h.saveClient(cl) // the will is gone from the session
+		h.saveClient(cl, disconnectedAt(cl)) // the will is gone from the session
 	}
 }
 
@@ -68,9 +69,10 @@ func (h *persistHook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	case expire:
 		h.forgetLocked(cl.ID)
 	case cl.Net.Conn != nil:
-		// A DISCONNECT may have changed the session expiry (MQTT 5); a
-		// restored session (mochi's loader calls this too) has not.
-		h.saveClient(cl)
+		// A DISCONNECT may have changed the session expiry (MQTT 5), and
+		// the time it left starts its expiry; a restored session (mochi's
+		// loader calls this too) has neither.
+		h.saveClient(cl, time.Now().Unix())
 	}
 }
 
@@ -114,17 +116,9 @@ func (h *persistHook) forgetLocked(id string) {
 	h.none.Store(len(h.saved) == 0)
 	h.mu.Unlock()
 	h.b.restoredIdentity.Delete(id)
-	if !ok {
-		return
+	if ok {
+		h.deleteSession(id)
 	}
-	ctx, cancel := context.WithTimeout(h.b.ctx, persistWriteTimeout)
-	defer cancel()
-	for _, kind := range []string{kindSubscription, kindMessage} {
-		if err := h.b.state.DeleteBrokerRecords(ctx, clientKey(kind, id)); err != nil {
-			h.count(kind, persistFailed, 1)
-		}
-	}
-	h.set(clientKey(kindSession, id), nil)
 }
 
 // stored reports whether cl owns a stored session. Only a persistent
@@ -142,9 +136,24 @@ func (h *persistHook) stored(cl *mqtt.Client) bool {
 type sessionRecord struct {
 	storage.Client
 	CertIdentity string `json:"cert_identity,omitempty"`
+	// Disconnected is when the session's client left (unix s); 0 if it
+	// was connected when the record was written (the broker then did not
+	// stop cleanly) and the restart counts as the disconnection.
+	Disconnected int64 `json:"disconnected,omitempty"`
 }
 
-func (h *persistHook) saveClient(cl *mqtt.Client) {
+// disconnectedAt is when cl's connection ended (unix s; now if mochi has
+// not stopped it yet).
+func disconnectedAt(cl *mqtt.Client) int64 {
+	if t := cl.StopTime(); t > 0 {
+		return t
+	}
+	return time.Now().Unix()
+}
+
+// saveClient writes cl's session record; disconnected is when its client
+// left (unix s), 0 while it is connected.
+func (h *persistHook) saveClient(cl *mqtt.Client, disconnected int64) {
 	props := cl.Properties.Props.Copy(false)
 	c := storage.Client{
 		ID:              cl.ID,
@@ -168,7 +177,7 @@ func (h *persistHook) saveClient(cl *mqtt.Client) {
 		},
 		Will: storage.ClientWill(cl.Properties.Will),
 	}
-	rec, err := json.Marshal(sessionRecord{Client: c, CertIdentity: h.b.clientInfo(cl).CertIdentity})
+	rec, err := json.Marshal(sessionRecord{Client: c, CertIdentity: h.b.clientInfo(cl).CertIdentity, Disconnected: disconnected})
 	if err != nil {
 		h.count(kindSession, persistFailed, 1)
 		return
@@ -297,10 +306,22 @@ func (h *persistHook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) { h.OnQos
 // StoredClients hands mochi the stored sessions (at Serve).
 func (h *persistHook) StoredClients() ([]storage.Client, error) {
 	var out []storage.Client
+	var expired []string
+	now := time.Now().Unix()
+	defer func() {
+		// Before mochi reads their subscriptions and messages.
+		for _, id := range expired {
+			h.deleteSession(id)
+		}
+	}()
 	err := h.load(kindSession, func(key string, rec []byte) error {
 		var r sessionRecord
 		if err := json.Unmarshal(rec, &r); err != nil || r.ID == "" || clientKey(kindSession, r.ID) != key {
 			return fmt.Errorf("session record: %v", err)
+		}
+		if !h.restoreExpiry(&r, now) {
+			expired = append(expired, r.ID)
+			return nil
 		}
 		h.mu.Lock()
 		h.saved[r.ID] = nil
@@ -313,6 +334,43 @@ func (h *persistHook) StoredClients() ([]storage.Client, error) {
 		return nil
 	})
 	return out, err
+}
+
+// restoreExpiry reports whether the session of r is still alive at now:
+// mochi counts a restored session's expiry from the restart, so one that
+// expired while the gateway was down would come back for a whole expiry
+// interval. An MQTT 5 session gets the remaining interval; a 3.1.1 one
+// (which mochi expires by broker.limits.session_expiry) keeps the full one.
+func (h *persistHook) restoreExpiry(r *sessionRecord, now int64) bool {
+	if r.Disconnected <= 0 {
+		return true
+	}
+	limit := int64(h.b.opts.Limits.SessionExpiry / time.Second)
+	expiry := limit
+	v5 := r.ProtocolVersion == 5 && r.Properties.SessionExpiryIntervalFlag
+	if v5 {
+		expiry = min(int64(r.Properties.SessionExpiryInterval), limit)
+	}
+	left := r.Disconnected + expiry - now
+	if left <= 0 {
+		return false
+	}
+	if v5 {
+		r.Properties.SessionExpiryInterval = uint32(left)
+	}
+	return true
+}
+
+// deleteSession deletes every record of id's session.
+func (h *persistHook) deleteSession(id string) {
+	ctx, cancel := context.WithTimeout(h.b.ctx, persistWriteTimeout)
+	defer cancel()
+	for _, kind := range []string{kindSubscription, kindMessage} {
+		if err := h.b.state.DeleteBrokerRecords(ctx, clientKey(kind, id)); err != nil {
+			h.count(kind, persistFailed, 1)
+		}
+	}
+	h.set(clientKey(kindSession, id), nil)
 }
 
 // StoredSubscriptions hands mochi the stored sessions' subscriptions.
