@@ -121,6 +121,19 @@
 // from mochi's hooks and loaded back at Start, as mosquitto's persistence
 // keeps them (persist.go).
 //
+// # Where mochi differs from mosquitto
+//
+// A side-by-side run against mosquitto found mochi v2.7.9 behaviours that
+// clients notice; each is worked around here, naming the upstream code:
+// a resumed session's queued messages are resent in queue order
+// (resume.go); a QoS 2 PUBLISH resent before its PUBREL gets a plain
+// PUBREC, QoS 1/2 publishes to $SYS are acknowledged, malformed filters
+// are refused, an unmapped topic alias disconnects, 3.1.1 CONNACKs carry
+// 3.1.1 codes, and wildcard subscriptions get no retained $ messages
+// (hook.go); PUBACKs are the plain success form and retained messages are
+// not capped by age unless configured (limits.go). docs/OPERATIONS.md
+// lists what still differs.
+//
 // # Lifecycle
 //
 // New → Handle/Router().Register → Start → Close. Close stops accepting,
