@@ -59,23 +59,47 @@ edge:
 	payload := []byte(randomText(64 << 10))
 	seen := map[string]bool{}
 	n := 0
-	for ; n < int(limit)*32 && level() != "critical"; n++ {
-		seen[r.Level] = true
-		if _, err := pub.Publish(context.Background(), &paho.Publish{Topic: fmt.Sprintf("fill/%d", n), QoS: 1, Retain: true, Payload: payload}); err != nil {
-			t.Fatalf("retained publish %d: %v", n, err)
+	fill := func() {
+		t.Helper()
+		for ; n < int(limit)*32 && level() != "critical"; n++ {
+			seen[r.Level] = true
+			// Refused (0x97) once Critical: that ends the loop anyway.
+			resp, err := pub.Publish(context.Background(), &paho.Publish{Topic: fmt.Sprintf("fill/%d", n), QoS: 1, Retain: true, Payload: payload})
+			if err != nil && (resp == nil || resp.ReasonCode < 0x80) {
+				t.Fatalf("retained publish %d: %v", n, err)
+			}
 		}
 	}
+	fill()
 	if r.Level != "critical" {
 		t.Fatalf("%d retained messages of 64 KiB under a %d MiB memory_limit: still %s", n, limit, r.Level)
 	}
 	if !seen["warning"] && !seen["high"] {
 		t.Errorf("went from normal to critical without an intermediate level (saw %v)", seen)
 	}
-	if _, errText := cm.Try(t, "SET", "k", "v"); !strings.Contains(errText, "refus") {
-		t.Errorf("SET at critical memory: %q", errText)
-	}
+	// Much of the RSS that got the node to Critical is garbage of the
+	// publishes, which the monitor's free_os_memory returns at once, and
+	// the level can fall back before the checks below (seen in CI). Fill
+	// again until the retained messages alone hold it at Critical.
 	v5 := e2e.V5Client(t, p.MQTTAddr(), "sensor-v5", nil)
-	if ack, err := v5.Publish(context.Background(), &paho.Publish{Topic: "sensors/t1", QoS: 1, Payload: []byte("21.5")}); err == nil || ack == nil || ack.ReasonCode != 0x97 {
+	var setErr string
+	var ack *paho.PublishResponse
+	var err error
+	for range 20 {
+		if level() != "critical" {
+			fill()
+			continue
+		}
+		_, setErr = cm.Try(t, "SET", "k", "v")
+		ack, err = v5.Publish(context.Background(), &paho.Publish{Topic: "sensors/t1", QoS: 1, Payload: []byte("21.5")})
+		if strings.Contains(setErr, "refus") && err != nil && ack != nil && ack.ReasonCode == 0x97 {
+			break
+		}
+	}
+	if !strings.Contains(setErr, "refus") {
+		t.Errorf("SET at critical memory: %q", setErr)
+	}
+	if err == nil || ack == nil || ack.ReasonCode != 0x97 {
 		t.Errorf("QoS 1 reading at critical memory: ack %+v, err %v; want reason code 0x97", ack, err)
 	}
 	// Clearing the retained messages frees the memory: the node goes back
