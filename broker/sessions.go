@@ -239,17 +239,9 @@ func (h *persistHook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int6
 }
 
 func (h *persistHook) saveMessage(cl *mqtt.Client, pk packets.Packet, sent int64) {
-	props := pk.Properties.Copy(false)
-	rec, err := (&storage.Message{
-		T: storage.InflightKey, Client: cl.ID, Origin: pk.Origin, FixedHeader: pk.FixedHeader,
-		TopicName: pk.TopicName, Payload: pk.Payload, Sent: sent, Created: pk.Created, PacketID: pk.PacketID,
-		Properties: storage.MessageProperties{
-			PayloadFormat: props.PayloadFormat, PayloadFormatFlag: props.PayloadFormatFlag,
-			MessageExpiryInterval: props.MessageExpiryInterval, ContentType: props.ContentType,
-			ResponseTopic: props.ResponseTopic, CorrelationData: props.CorrelationData,
-			SubscriptionIdentifier: props.SubscriptionIdentifier, User: props.User,
-		},
-	}).MarshalBinary()
+	m := messageRecord(pk)
+	m.T, m.Client, m.Sent = storage.InflightKey, cl.ID, sent
+	rec, err := m.MarshalBinary()
 	if err != nil {
 		h.count(kindMessage, persistFailed, 1)
 		return
