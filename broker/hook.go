@@ -161,7 +161,7 @@ func subscribedTo(cl *mqtt.Client, topic string) bool {
 			// mochi delivers live $ messages to shared subscriptions
 			// starting with a wildcard, and never retained ones: let
 			// them through whether or not the phase is open.
-			if matchTopic(inner, topic) || matchTopic(inner, "_"+topic[1:]) {
+			if matchLevels(inner, topic) {
 				return true
 			}
 			continue

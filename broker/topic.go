@@ -9,7 +9,7 @@ func validFilter(filter string) bool {
 	if filter == "" || strings.ContainsRune(filter, 0) {
 		return false
 	}
-	if strings.HasPrefix(strings.ToLower(filter), "$share/") {
+	if hasSharePrefix(filter) {
 		return false
 	}
 	levels := strings.Split(filter, "/")
@@ -33,12 +33,9 @@ func validFilter(filter string) bool {
 // itself accepts x/a# and a+/b, which then match nothing.
 func validSubscription(filter string) bool {
 	if inner, ok := sharedFilter(filter); ok {
-		return inner != "" && validFilter(inner)
+		return validFilter(inner)
 	}
-	if len(filter) >= len(sharePrefix) && strings.EqualFold(filter[:len(sharePrefix)], sharePrefix) {
-		return false // $share/ without a group name or filter
-	}
-	return validFilter(filter)
+	return validFilter(filter) // refuses a $share/ without a group or filter
 }
 
 // sharePrefix starts a shared subscription; mochi recognises it in any
@@ -48,7 +45,7 @@ const sharePrefix = "$share/"
 // sharedFilter returns the filter of a shared subscription
 // $share/<group>/<filter> whose group is non-empty and free of wildcards.
 func sharedFilter(filter string) (string, bool) {
-	if len(filter) < len(sharePrefix) || !strings.EqualFold(filter[:len(sharePrefix)], sharePrefix) {
+	if !hasSharePrefix(filter) {
 		return "", false
 	}
 	group, f, found := strings.Cut(filter[len(sharePrefix):], "/")
@@ -58,12 +55,21 @@ func sharedFilter(filter string) (string, bool) {
 	return f, true
 }
 
+func hasSharePrefix(filter string) bool {
+	return len(filter) >= len(sharePrefix) && strings.EqualFold(filter[:len(sharePrefix)], sharePrefix)
+}
+
 // matchTopic reports whether topic matches filter. A filter starting with a
 // wildcard does not match a topic starting with '$' [MQTT-4.7.2-1].
 func matchTopic(filter, topic string) bool {
 	if topic != "" && topic[0] == '$' && filter != "" && (filter[0] == '+' || filter[0] == '#') {
 		return false
 	}
+	return matchLevels(filter, topic)
+}
+
+// matchLevels is matchTopic without the '$' rule.
+func matchLevels(filter, topic string) bool {
 	for {
 		if filter == "#" {
 			return true
