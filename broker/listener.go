@@ -248,13 +248,7 @@ func (l *tcpListener) Close(listeners.CloseFn) {
 	}
 	l.mu.Unlock()
 	l.serving.Wait()
-	l.b.disconnectListenerClients(l.id)
-	l.conns.closeAll()
-	// mochi's CloseAll calls Listeners.ClientsWg.Wait right after this;
-	// every establish call must have returned (its ClientsWg.Add(1)
-	// happened) by then, or an Add from zero races with that Wait (a
-	// connection still in its TLS handshake; seen under -race).
-	l.conns.wg.Wait()
+	l.b.endListenerConns(l.id, &l.conns)
 }
 
 // wsListener serves MQTT over WebSocket (subprotocol "mqtt", binary
@@ -369,13 +363,19 @@ func (l *wsListener) Close(listeners.CloseFn) {
 		_ = l.ln.Close()  // in case Serve never ran
 	}
 	l.serving.Wait()
-	l.b.disconnectListenerClients(l.id)
-	l.conns.closeAll()
-	// mochi's CloseAll calls Listeners.ClientsWg.Wait right after this;
-	// every establish call must have returned (its ClientsWg.Add(1)
-	// happened) by then, or an Add from zero races with that Wait (a
-	// connection still in its TLS handshake; seen under -race).
-	l.conns.wg.Wait()
+	l.b.endListenerConns(l.id, &l.conns)
+}
+
+// endListenerConns ends a closing listener's connections: its clients get
+// "server shutting down", its sockets are closed, and it waits for their
+// goroutines. mochi's CloseAll calls Listeners.ClientsWg.Wait right after a
+// listener's Close; every establish call must have returned (its
+// ClientsWg.Add(1) happened) by then, or an Add from zero races with that
+// Wait (a connection still in its TLS handshake; seen under -race).
+func (b *Broker) endListenerConns(id string, conns *connSet) {
+	b.disconnectListenerClients(id)
+	conns.closeAll()
+	conns.wg.Wait()
 }
 
 // disconnectListenerClients sends "server shutting down" to every client of

@@ -41,9 +41,6 @@ type StateStore interface {
 	BrokerRecords(ctx context.Context, prefix string, fn func(key string, rec []byte) error) error
 }
 
-// persistWriteTimeout bounds one record write.
-const persistWriteTimeout = 5 * time.Second
-
 // Record kinds (key prefixes; the kind label of
 // ferrite_broker_persist_total).
 const (
@@ -175,9 +172,10 @@ func (h *persistHook) count(kind, result string, n int) {
 }
 
 // set writes (or, with a nil rec, deletes) one record.
+// The writes do not wait for an fsync, so nothing bounds them but the
+// broker's life (Close cancels b.ctx): no timer per write.
 func (h *persistHook) set(key string, rec []byte) {
-	ctx, cancel := context.WithTimeout(h.b.ctx, persistWriteTimeout)
-	defer cancel()
+	ctx := h.b.ctx
 	kind := key[:1]
 	err := h.b.state.SetBrokerRecord(ctx, key, rec)
 	switch {

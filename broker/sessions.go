@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -19,8 +18,14 @@ import (
 // the messages queued or in flight to it are written as mochi's storage
 // records, which mochi's own loaders (readStore, at Serve) read back.
 
-// persistent reports whether cl's session outlives its connection.
-func persistent(cl *mqtt.Client) bool { return !sessionEndsWithConnection(cl) }
+// persistent reports whether cl's session outlives its connection
+// (the condition mochi's attachClient uses to expire a session).
+func persistent(cl *mqtt.Client) bool {
+	if cl.Properties.ProtocolVersion == 5 {
+		return cl.Properties.Props.SessionExpiryInterval != 0
+	}
+	return !cl.Properties.Clean
+}
 
 // OnSessionEstablished records a persistent session, or forgets a stored
 // one its client id now replaced with a session that ends with the
@@ -355,8 +360,7 @@ func (h *persistHook) restoreExpiry(r *sessionRecord, now int64) bool {
 
 // deleteSession deletes every record of id's session.
 func (h *persistHook) deleteSession(id string) {
-	ctx, cancel := context.WithTimeout(h.b.ctx, persistWriteTimeout)
-	defer cancel()
+	ctx := h.b.ctx
 	for _, kind := range []string{kindSubscription, kindMessage} {
 		if err := h.b.state.DeleteBrokerRecords(ctx, clientKey(kind, id)); err != nil {
 			h.count(kind, persistFailed, 1)
@@ -413,7 +417,7 @@ func (h *persistHook) StoredInflightMessages() ([]storage.Message, error) {
 // load walks the records of kind; a record fn rejects is logged, counted
 // and deleted, the others are counted as loaded.
 func (h *persistHook) load(kind string, fn func(key string, rec []byte) error) error {
-	// Not bounded by persistWriteTimeout: a slow disk with many records
+	// Bounded by the broker's life only: a slow disk with many records
 	// must not fail every start. Close cancels b.ctx.
 	ctx := h.b.ctx
 	var bad []string

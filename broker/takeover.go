@@ -76,12 +76,3 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 		orderInflight(old)
 	}
 }
-
-// sessionEndsWithConnection reports whether mochi expires cl's session when
-// its connection ends (the condition attachClient uses).
-func sessionEndsWithConnection(cl *mqtt.Client) bool {
-	if cl.Properties.ProtocolVersion == 5 {
-		return cl.Properties.Props.SessionExpiryInterval == 0
-	}
-	return cl.Properties.Clean
-}
