@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/ferrite-edge/ferrite/crdt"
@@ -17,6 +18,17 @@ import (
 // conflicts are counted in ferrite_store_conflicts_unstored_total).
 //
 // Record: uvarint detected-at (unix ms), then crdt's conflict encoding.
+//
+// Clearing a conflict leaves a marker (r<id> -> uvarint cleared-at ms) for
+// ClearedRetention: the same conflict is usually detected twice (the edge
+// applying the winner's op, the hub's ConflictReport a moment later) and a
+// report can be redelivered, so without the marker a conflict the operator
+// just cleared could come back. Markers older than that are treated as
+// absent and deleted by the next clear.
+
+// ClearedRetention is how long a cleared conflict stays cleared against
+// late or repeated reports of it.
+const ClearedRetention = time.Hour
 
 // ConflictRecord is a stored conflict.
 type ConflictRecord struct {
@@ -42,6 +54,9 @@ func (s *Store) stageConflicts(b *pebble.Batch, confl []crdt.Conflict) {
 		if _, closer, err := s.db.Get(k); err == nil {
 			_ = closer.Close()
 			continue // already recorded
+		}
+		if s.recentlyCleared(id, now) {
+			continue
 		}
 		s.metrics.conflicts.Inc()
 		if s.nConfl >= s.opts.MaxConflicts {
@@ -141,6 +156,12 @@ func (s *Store) ClearConflicts(ctx context.Context) (int, error) {
 	s.wmu.Lock()
 	n := s.nConfl
 	b := s.db.NewBatch()
+	now := s.opts.Clock()
+	if err := s.stageClearedMarkers(b, now); err != nil {
+		s.wmu.Unlock()
+		_ = b.Close()
+		return 0, err
+	}
 	_ = b.DeleteRange([]byte{prefixConflict}, []byte{prefixConflict + 1}, nil)
 	w, err := s.commitBatch(b, true)
 	if err == nil {
@@ -176,6 +197,13 @@ func (s *Store) ClearConflict(ctx context.Context, id [16]byte) (bool, error) {
 	}
 	_ = closer.Close()
 	b := s.db.NewBatch()
+	now := s.opts.Clock()
+	if err := s.pruneClearedMarkers(b, now); err != nil {
+		s.wmu.Unlock()
+		_ = b.Close()
+		return false, err
+	}
+	_ = b.Set(clearedKey(id), binary.AppendUvarint(nil, uint64(max(now, 0))), nil)
 	_ = b.Delete(k, nil)
 	w, err := s.commitBatch(b, true)
 	if err == nil {
@@ -186,4 +214,56 @@ func (s *Store) ClearConflict(ctx context.Context, id [16]byte) (bool, error) {
 		return false, err
 	}
 	return true, s.finishCommit(w)
+}
+
+// recentlyCleared reports whether conflict id was cleared less than
+// ClearedRetention before now (wmu held).
+func (s *Store) recentlyCleared(id [16]byte, now int64) bool {
+	v, closer, err := s.db.Get(clearedKey(id))
+	if err != nil {
+		return false
+	}
+	at, n := binary.Uvarint(v)
+	_ = closer.Close()
+	return n > 0 && now-int64(at) < ClearedRetention.Milliseconds()
+}
+
+// stageClearedMarkers adds to b a cleared marker for every stored conflict
+// and the deletion of expired markers (wmu held).
+func (s *Store) stageClearedMarkers(b *pebble.Batch, now int64) error {
+	if err := s.pruneClearedMarkers(b, now); err != nil {
+		return err
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixConflict}, UpperBound: []byte{prefixConflict + 1}})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	at := binary.AppendUvarint(nil, uint64(max(now, 0)))
+	for it.First(); it.Valid(); it.Next() {
+		if k := it.Key(); len(k) == 17 {
+			_ = b.Set(clearedKey([16]byte(k[1:])), at, nil)
+		}
+	}
+	return it.Error()
+}
+
+// pruneClearedMarkers adds to b the deletion of markers older than
+// ClearedRetention (wmu held).
+func (s *Store) pruneClearedMarkers(b *pebble.Batch, now int64) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixCleared}, UpperBound: []byte{prefixCleared + 1}})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return err
+		}
+		if at, n := binary.Uvarint(v); n <= 0 || now-int64(at) >= ClearedRetention.Milliseconds() {
+			_ = b.Delete(it.Key(), nil)
+		}
+	}
+	return it.Error()
 }

@@ -15,6 +15,7 @@
 //	s r<uvarint len><id><be64 i>   sensor series: raw readings ring (local)
 //	s i<id>                        sensor registry (local)
 //	c<16-byte id>                  conflicts table
+//	r<16-byte id>                  conflicts cleared in the last hour
 //	x<name>                        syncer state (opaque to the store)
 //	b<key>                         broker records: retained messages, persistent
 //	                               sessions (opaque to the store)

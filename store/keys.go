@@ -15,6 +15,7 @@ const (
 	prefixTTL      byte = 't' // t<be64 expireAt ms><user key>    -> empty
 	prefixSeries   byte = 's' // s r<uvarint len><id><be64 idx>  -> reading; s i<id> -> sensor info
 	prefixConflict byte = 'c' // c<16-byte conflict id>           -> encoded conflict
+	prefixCleared  byte = 'r' // r<16-byte conflict id>           -> uvarint cleared-at ms
 	prefixSync     byte = 'x' // x<name>                          -> syncer state (opaque)
 	prefixBroker   byte = 'b' // b<key>                           -> broker record (opaque)
 )
@@ -100,6 +101,10 @@ func sensorInfoKey(sensor string) []byte {
 
 func conflictKey(id [16]byte) []byte {
 	return append([]byte{prefixConflict}, id[:]...)
+}
+
+func clearedKey(id [16]byte) []byte {
+	return append([]byte{prefixCleared}, id[:]...)
 }
 
 func syncKey(name string) []byte {

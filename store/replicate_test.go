@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/ferrite-edge/ferrite/crdt"
 )
 
@@ -335,13 +336,47 @@ func TestConflictsTable(t *testing.T) {
 	if !ok || p.a.ConflictCount() != 0 {
 		t.Fatal("ClearConflict")
 	}
+	// A late report of a conflict just cleared (the hub's ConflictReport
+	// after the local detection) does not bring it back...
 	check(t, p.a.RecordConflicts(ctx, []crdt.Conflict{cs[0].Conflict}))
+	if n := p.a.ConflictCount(); n != 0 {
+		t.Fatalf("%d conflicts after a late report of a cleared one", n)
+	}
+	// ...but one after ClearedRetention does.
+	ca.advance(ClearedRetention)
+	check(t, p.a.RecordConflicts(ctx, []crdt.Conflict{cs[0].Conflict}))
+	if n := p.a.ConflictCount(); n != 1 {
+		t.Fatalf("%d conflicts after retention", n)
+	}
 	if n := must[int](t)(p.a.ClearConflicts(ctx)); n != 1 {
 		t.Fatalf("cleared %d", n)
 	}
 	if cs := must[[]ConflictRecord](t)(p.a.Conflicts(ctx, 0)); len(cs) != 0 {
 		t.Fatalf("%d conflicts after clear", len(cs))
 	}
+	check(t, p.a.RecordConflicts(ctx, []crdt.Conflict{cs[0].Conflict}))
+	if n := p.a.ConflictCount(); n != 0 {
+		t.Fatalf("%d conflicts after a late report of one cleared by CLEAR", n)
+	}
+	// The next clear deletes expired markers.
+	ca.advance(ClearedRetention)
+	must[int](t)(p.a.ClearConflicts(ctx))
+	if n := countPrefix(t, p.a, prefixCleared); n != 0 {
+		t.Fatalf("%d cleared markers after retention", n)
+	}
+}
+
+func countPrefix(t *testing.T, s *Store, prefix byte) int {
+	t.Helper()
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: []byte{prefix + 1}})
+	check(t, err)
+	defer it.Close()
+	n := 0
+	for it.First(); it.Valid(); it.Next() {
+		n++
+	}
+	check(t, it.Error())
+	return n
 }
 
 func TestFullStateMergeDeletesAcrossChunks(t *testing.T) {
