@@ -73,6 +73,7 @@ type Broker struct {
 	metrics *metrics
 	guard   guardPolicy
 	inline  *mqtt.Client // publishes command replies and Broker.Publish
+	gate    *retainGate  // see retaingate.go
 
 	ctx    context.Context // cancelled when Close gives up waiting
 	cancel context.CancelFunc
@@ -185,8 +186,13 @@ func New(opts Options) (*Broker, error) {
 	if ca, ok := opts.Auth.(CommandAuthorizer); ok {
 		b.router.authorize = ca.AuthorizeCommand
 	}
-	if err := b.server.AddHook(&hook{b: b}, nil); err != nil {
-		return nil, fmt.Errorf("broker: hook: %w", err)
+	// Hook order matters for the retained-index gate (retaingate.go): its
+	// leave hook first, its enter hook after every other OnPublish/OnWill.
+	b.gate = newRetainGate(log.With("component", "broker"))
+	for _, h := range []mqtt.Hook{&gateLeaveHook{g: b.gate}, &hook{b: b}, &gateEnterHook{b: b, g: b.gate}} {
+		if err := b.server.AddHook(h, nil); err != nil {
+			return nil, fmt.Errorf("broker: hook %s: %w", h.ID(), err)
+		}
 	}
 	if opts.Listen != "" {
 		b.tcp = newTCPListener(b, ListenerTCP, opts.Listen, nil)

@@ -29,6 +29,9 @@ type connMeta struct {
 	// retainedPhase is set while mochi sends the retained messages of a
 	// SUBSCRIBE (hook.go, "Retained $ topics and wildcards").
 	retainedPhase atomic.Bool
+	// scanning is set while the client holds the retained-index gate for
+	// a SUBSCRIBE (retaingate.go); only its read goroutine touches it.
+	scanning bool
 }
 
 func (b *Broker) newConnMeta(state *tls.ConnectionState) *connMeta {

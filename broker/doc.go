@@ -114,6 +114,13 @@
 // delivered to it; the hook ends such an old connection itself before
 // mochi looks for the session (takeover.go).
 //
+// # Retained index
+//
+// mochi v2.7.9 scans its retained-message index for a new subscription
+// without the lock its writers take (a data race on each topic node's
+// retainPath). A gate keeps retained writes and those scans apart, entered
+// and left from hooks around each side (retaingate.go).
+//
 // # Persistence
 //
 // With PersistState, retained messages and persistent sessions (their
