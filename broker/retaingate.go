@@ -37,13 +37,14 @@ import (
 type retainGate struct {
 	log *slog.Logger
 
-	mu       sync.Mutex
-	changed  chan struct{} // closed and replaced on every release
-	writers  int
-	scans    int
-	scanWait int                  // scans waiting for writers to leave
-	held     map[*mqtt.Client]int // writes entered, per client, not yet left
-	timeouts int
+	mu        sync.Mutex
+	changed   chan struct{} // closed and replaced when a waiter may go on
+	writers   int
+	scans     int
+	scanWait  int                  // scans waiting for writers to leave
+	writeWait int                  // writes waiting for scans to leave
+	held      map[*mqtt.Client]int // writes entered, per client, not yet left
+	timeouts  int
 }
 
 // gateWaitLimit bounds a wait at the gate.
@@ -94,7 +95,10 @@ func (g *retainGate) enterWrite(cl *mqtt.Client) {
 		if deadline.IsZero() {
 			deadline = time.Now().Add(gateWaitLimit)
 		}
-		if !g.wait(deadline) {
+		g.writeWait++
+		ok := g.wait(deadline)
+		g.writeWait--
+		if !ok {
 			g.timedOut("write")
 			break
 		}
@@ -115,7 +119,7 @@ func (g *retainGate) leaveWrite(cl *mqtt.Client) {
 			g.held[cl] = n - 1
 		}
 		g.writers--
-		if g.writers == 0 {
+		if g.writers == 0 && g.scanWait > 0 {
 			g.broadcast()
 		}
 	}
@@ -144,7 +148,7 @@ func (g *retainGate) enterScan() {
 func (g *retainGate) leaveScan() {
 	g.mu.Lock()
 	g.scans--
-	if g.scans == 0 {
+	if g.scans == 0 && g.writeWait > 0 {
 		g.broadcast()
 	}
 	g.mu.Unlock()
