@@ -10,7 +10,7 @@ import (
 	"github.com/ferrite-edge/ferrite/store"
 )
 
-// End-to-end measurements over loopback: a mochi broker, a hub and edges
+// End-to-end measurements over loopback: the gateway's broker, a hub and edges
 // on real stores (fsync on). Run with -benchtime=Nx; each iteration is a
 // whole scenario.
 
@@ -29,7 +29,7 @@ func pollUntil(b *testing.B, timeout time.Duration, cond func() bool) {
 // until the hub has durably applied and acknowledged all of them.
 func BenchmarkCatchUp10k(b *testing.B) {
 	const n = 10_000
-	br := startMochi(b)
+	br := startEmbedded(b)
 	res := crdt.Resolver{Default: crdt.CrdtMerge}
 	hub := newReplica(b, "hub", crdt.RoleHub, res)
 	hub.startHub(br.url)
@@ -65,7 +65,7 @@ func BenchmarkCatchUp10k(b *testing.B) {
 // keys) while edge-1 is cut off; time from the link coming back until all
 // three replicas hold the same state.
 func BenchmarkPartitionHeal(b *testing.B) {
-	br := startMochi(b)
+	br := startEmbedded(b)
 	res := crdt.Resolver{Default: crdt.CrdtMerge}
 	hub := newReplica(b, "hub", crdt.RoleHub, res)
 	e1 := newReplica(b, "edge-1", crdt.RoleEdge, res)
@@ -110,7 +110,7 @@ func BenchmarkSensorUplink(b *testing.B) {
 	for _, every := range []int{1, 5} {
 		b.Run(fmt.Sprintf("sync-every-%dm", every), func(b *testing.B) {
 			const sensors, minutes = 10, 60
-			br := startMochi(b)
+			br := startEmbedded(b)
 			res := crdt.Resolver{Default: crdt.CrdtMerge}
 			hub := newReplica(b, "hub", crdt.RoleHub, res)
 			hub.startHub(br.url)

@@ -130,7 +130,7 @@ func TestCrashEdgeMidSync(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow: child processes")
 	}
-	b := startMochi(t)
+	b := startEmbedded(t)
 	res := crdt.Resolver{Default: crdt.CrdtMerge}
 	hub := newReplica(t, "hub", crdt.RoleHub, res)
 	hub.startHub(b.url)
@@ -171,7 +171,7 @@ func TestCrashHubMidApply(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow: child processes")
 	}
-	b := startMochi(t)
+	b := startEmbedded(t)
 	res := crdt.Resolver{Default: crdt.CrdtMerge}
 	e1 := newReplica(t, "edge-1", crdt.RoleEdge, res)
 	e2 := newReplica(t, "edge-2", crdt.RoleEdge, res)

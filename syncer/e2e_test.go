@@ -89,12 +89,12 @@ func testConvergence(t *testing.T, b *broker) {
 	}
 }
 
-// TestConvergeMochi: hub and two edges over an in-process mochi broker;
+// TestConvergeEmbedded: hub and two edges over the in-process broker;
 // both edges write the same and different keys while the hub is down; the
 // hub starts, later restarts; all three converge byte for byte, counters
 // exact, each conflict recorded once per replica.
-func TestConvergeMochi(t *testing.T) {
-	testConvergence(t, startMochi(t))
+func TestConvergeEmbedded(t *testing.T) {
+	testConvergence(t, startEmbedded(t))
 }
 
 // TestConvergeMosquitto: the same with mosquitto as the hub's (external)
@@ -106,7 +106,7 @@ func TestConvergeMosquitto(t *testing.T) {
 // TestSyncRTTHistogram: an acknowledged batch feeds ferrite_sync_rtt_seconds
 // on the edge and on the hub.
 func TestSyncRTTHistogram(t *testing.T) {
-	br := startMochi(t)
+	br := startEmbedded(t)
 	res := crdt.Resolver{Default: crdt.CrdtMerge}
 	hubReg, edgeReg := prometheus.NewRegistry(), prometheus.NewRegistry()
 	hub := newReplica(t, "hub", crdt.RoleHub, res)

@@ -141,7 +141,7 @@ func (f *faultLink) Close(graceful bool) {
 // reordered, delayed or dropped, in both directions, while both edges
 // write; the replicas still converge, counters exact, members complete.
 func TestConvergeUnderFaults(t *testing.T) {
-	b := startMochi(t)
+	b := startEmbedded(t)
 	res := crdt.Resolver{Default: crdt.CrdtMerge}
 	hub, e1, e2 := hubAndEdges(t, res)
 	seed := uint64(time.Now().UnixNano())

@@ -11,20 +11,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	fbroker "github.com/ferrite-edge/ferrite/broker"
 	"github.com/ferrite-edge/ferrite/crdt"
 	"github.com/ferrite-edge/ferrite/store"
-	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Test harness: real stores on t.TempDir(), a real broker (mochi in
+// Test harness: real stores on t.TempDir(), a real broker (ours in
 // process, or a mosquitto process), real paho links.
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -40,24 +37,54 @@ type broker struct {
 	stop func()
 }
 
-// startMochi starts an in-process mochi broker on 127.0.0.1:0.
-func startMochi(t testing.TB) *broker {
+// startEmbedded starts the gateway's own broker (package broker: mochi
+// behind Ferrite's listeners and hooks, as hub mode runs it) on
+// 127.0.0.1:0.
+func startEmbedded(t testing.TB) *broker {
 	t.Helper()
-	srv := mqtt.New(&mqtt.Options{InlineClient: false, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
-		t.Fatal(err)
+	url, stop := embeddedAt(t, "127.0.0.1:0", nil)
+	return &broker{url: url, stop: stop}
+}
+
+// embeddedAt starts the gateway's broker on addr (a fixed address, to
+// restart a broker), over TLS when tlsFiles is set.
+func embeddedAt(t testing.TB, addr string, tlsFiles *fbroker.TLSFiles) (url string, stop func()) {
+	t.Helper()
+	opts := fbroker.Options{Listen: addr, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	scheme := "mqtt"
+	if tlsFiles != nil {
+		st, err := fbroker.LoadServerTLS(*tlsFiles)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.Listen, opts.TLSListen, opts.TLS, scheme = "", addr, st, "mqtts"
 	}
-	l := listeners.NewTCP(listeners.Config{ID: "t" + strconv.Itoa(int(time.Now().UnixNano()%1e6)), Address: "127.0.0.1:0"})
-	if err := srv.AddListener(l); err != nil {
-		t.Fatal(err)
+	var b *fbroker.Broker
+	var err error
+	for range 50 { // the old listener's port may take a moment to free
+		if b, err = fbroker.New(opts); err == nil {
+			if err = b.Start(context.Background()); err == nil {
+				break
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	if err := srv.Serve(); err != nil {
+	if err != nil {
 		t.Fatal(err)
 	}
 	var once sync.Once
-	b := &broker{url: "mqtt://" + l.Address(), stop: func() { once.Do(func() { _ = srv.Close() }) }}
-	t.Cleanup(b.stop)
-	return b
+	stop = func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = b.Close(ctx)
+		})
+	}
+	t.Cleanup(stop)
+	if tlsFiles != nil {
+		return scheme + "://" + b.TLSAddr(), stop
+	}
+	return scheme + "://" + b.Addr(), stop
 }
 
 // startMosquitto starts a mosquitto process on a free port, or skips.

@@ -17,7 +17,7 @@ import (
 // state, nothing of it lost; the other edge gets it by FullSync too
 // (a merge logs no ops).
 func TestQueueOverflowFullSync(t *testing.T) {
-	b := startMochi(t)
+	b := startEmbedded(t)
 	res := crdt.Resolver{Default: crdt.CrdtMerge}
 	hub, e1, e2 := hubAndEdges(t, res)
 	hub.startHub(b.url)
@@ -87,7 +87,7 @@ func TestQueueOverflowFullSync(t *testing.T) {
 // edge-2 everywhere, and the far-future node is reported: by the hub (its
 // Hello clock), by edge-2 (ops stamped ahead) and in the skew metric.
 func TestClockSkew(t *testing.T) {
-	b := startMochi(t)
+	b := startEmbedded(t)
 	res := crdt.Resolver{Default: crdt.LastWriteWins}
 	hub := newReplica(t, "hub", crdt.RoleHub, res)
 	e1 := &replica{t: t, name: "edge-1", role: crdt.RoleEdge, dir: t.TempDir(), res: res,
@@ -132,7 +132,7 @@ func TestStrategiesConverge(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow: four clusters")
 	}
-	b := startMochi(t)
+	b := startEmbedded(t)
 	base := time.Now().UnixMilli()
 	cases := []struct {
 		strategy crdt.Strategy
@@ -193,7 +193,7 @@ func TestStrategiesConverge(t *testing.T) {
 // beyond a lagging edge when the log passes its retention; that edge gets
 // full state when it comes back.
 func TestRetentionFullSync(t *testing.T) {
-	b := startMochi(t)
+	b := startEmbedded(t)
 	res := crdt.Resolver{Default: crdt.CrdtMerge}
 	hub := newReplica(t, "hub", crdt.RoleHub, res)
 	e1 := newReplica(t, "edge-1", crdt.RoleEdge, res, noFsync)
@@ -261,7 +261,7 @@ func TestSyncNowFailsFast(t *testing.T) {
 // TestConflictsCommand: EDGE.CONFLICTS lists both values of a conflict
 // detected through sync, and CLEAR forgets them.
 func TestConflictsCommand(t *testing.T) {
-	b := startMochi(t)
+	b := startEmbedded(t)
 	res := crdt.Resolver{Default: crdt.LastWriteWins}
 	hub, e1, e2 := hubAndEdges(t, res)
 	ctx := context.Background()
@@ -301,7 +301,7 @@ func TestConflictsCommand(t *testing.T) {
 // TestOnApplied: the hub reports the keys edges changed, after they are
 // durable (the root republishes merged sensor buckets from it).
 func TestOnApplied(t *testing.T) {
-	b := startMochi(t)
+	b := startEmbedded(t)
 	res := crdt.Resolver{Default: crdt.CrdtMerge}
 	hub, e1, _ := hubAndEdges(t, res)
 	got := make(chan []string, 16)
