@@ -413,8 +413,10 @@ func (b *Broker) Stats() Stats {
 }
 
 // Publish sends a message to the broker's subscribers as the broker itself
-// (client id "$ferrite"): no ACL check, not dispatched to handlers. It never
-// blocks: a subscriber whose queue is full misses it (counted as dropped).
+// (client id "$ferrite"): no ACL check, not dispatched to handlers. It does
+// not wait for subscribers: one whose queue is full misses it (counted as
+// dropped). A retained message waits while a new subscription scans the
+// retained index, at most gateWaitLimit (retaingate.go).
 // Topic, Payload, QoS, Retain and the MQTT 5 properties of m are used.
 func (b *Broker) Publish(m *Message) error {
 	if b.closing.Load() {

@@ -30,8 +30,10 @@ type connMeta struct {
 	// SUBSCRIBE (hook.go, "Retained $ topics and wildcards").
 	retainedPhase atomic.Bool
 	// scanning is set while the client holds the retained-index gate for
-	// a SUBSCRIBE (retaingate.go); only its read goroutine touches it.
-	scanning bool
+	// a SUBSCRIBE, scanFilters is how many of its filters mochi scans
+	// (retaingate.go); only the client's read goroutine touches them.
+	scanning    bool
+	scanFilters int
 }
 
 func (b *Broker) newConnMeta(state *tls.ConnectionState) *connMeta {

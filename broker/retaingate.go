@@ -25,15 +25,24 @@ import (
 //     retainMessage calls RetainMessage then OnRetainMessage;
 //   - a scan enters when the SUBACK has been written (OnPacketSent) and
 //     leaves in OnPacketProcessed of the SUBSCRIBE: in between, mochi only
-//     sends the retained messages of the new subscriptions.
+//     sends the retained messages of the new subscriptions. A SUBSCRIBE
+//     with one filter to scan (the usual case, and the long one: a hub's
+//     "ferrite/data/#" over 100k retained topics) leaves as soon as the
+//     first retained message went out (OnRetainPublished): its scan is
+//     over, and writers need not wait while the rest are sent. A SUBSCRIBE
+//     that scans nothing (shared, retain handling 2, refused) never enters.
 //
 // Writers share the gate with each other, scans with each other; a waiting
 // scan stops new writers so a stream of retained publishes cannot starve
 // subscribers. A wait is bounded (gateWaitLimit): should a hook bracket
 // ever fail to close, the broker degrades to mochi's unguarded behaviour
-// and logs it, and never deadlocks. Not covered: retained wills sent after
-// a will delay (mochi's event loop has no hook before that write) and
-// mochi's inline Subscribe, which the broker does not use.
+// and logs it, and never deadlocks. Not covered, because mochi calls no
+// hook before the write: retained wills sent after a will delay, and
+// mochi's own $SYS topics, which its event loop rewrites every
+// sysTopicInterval (the same constant topic strings each time, so a
+// subscriber to a $SYS wildcard reads the same value either way; -race
+// still reports it). Nor is mochi's inline Subscribe, which the broker
+// does not use.
 type retainGate struct {
 	log *slog.Logger
 
@@ -170,7 +179,8 @@ func (h *gateEnterHook) ID() string { return "ferrite-retain-gate-enter" }
 
 func (h *gateEnterHook) Provides(e byte) bool {
 	switch e {
-	case mqtt.OnPublish, mqtt.OnWill, mqtt.OnPacketSent, mqtt.OnPacketProcessed:
+	case mqtt.OnPublish, mqtt.OnWill, mqtt.OnSubscribed, mqtt.OnPacketSent,
+		mqtt.OnRetainPublished, mqtt.OnPacketProcessed:
 		return true
 	}
 	return false
@@ -194,13 +204,39 @@ func (h *gateEnterHook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, erro
 	return will, nil
 }
 
+// OnSubscribed counts the filters mochi will scan for retained messages
+// (publishRetainedToClient: granted, not shared, retain handling not 2),
+// just before it writes the SUBACK.
+func (h *gateEnterHook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
+	m := metaOf(cl)
+	if m == nil {
+		return
+	}
+	n := 0
+	for i, f := range pk.Filters {
+		if i < len(codes) && codes[i] < packets.ErrUnspecifiedError.Code &&
+			!mqtt.IsSharedFilter(f.Filter) && f.RetainHandling != 2 {
+			n++
+		}
+	}
+	m.scanFilters = n
+}
+
 func (h *gateEnterHook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 	if pk.FixedHeader.Type != packets.Suback {
 		return
 	}
-	if m := metaOf(cl); m != nil && !m.scanning {
+	if m := metaOf(cl); m != nil && !m.scanning && m.scanFilters > 0 {
 		m.scanning = true
 		h.g.enterScan()
+	}
+}
+
+// OnRetainPublished: the first retained message of a one-filter scan has
+// been sent, so mochi's scan (Messages) has returned.
+func (h *gateEnterHook) OnRetainPublished(cl *mqtt.Client, _ packets.Packet) {
+	if m := metaOf(cl); m != nil && m.scanning && m.scanFilters == 1 {
+		h.leaveScan(m)
 	}
 }
 
@@ -209,9 +245,13 @@ func (h *gateEnterHook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, _ 
 		return
 	}
 	if m := metaOf(cl); m != nil && m.scanning {
-		m.scanning = false
-		h.g.leaveScan()
+		h.leaveScan(m)
 	}
+}
+
+func (h *gateEnterHook) leaveScan(m *connMeta) {
+	m.scanning = false
+	h.g.leaveScan()
 }
 
 // gateLeaveHook must be the first hook providing OnRetainMessage: the write

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	pahov3 "github.com/eclipse/paho.mqtt.golang"
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // gateIdle reports whether no write or scan holds the retained-index gate.
@@ -69,7 +71,13 @@ func TestRetainedScanRace(t *testing.T) {
 					t.Errorf("subscribe %s timed out", f)
 					return
 				}
-				sub.Unsubscribe(f).WaitTimeout(waitTimeout)
+				// Two filters in one SUBSCRIBE hold the gate longer.
+				two := map[string]byte{"gate/0/+": 0, "gate/+/1": 1}
+				if !sub.SubscribeMultiple(two, func(pahov3.Client, pahov3.Message) {}).WaitTimeout(waitTimeout) {
+					t.Errorf("subscribe %v timed out", two)
+					return
+				}
+				sub.Unsubscribe(f, "gate/0/+", "gate/+/1").WaitTimeout(waitTimeout)
 			}
 		})
 	}
@@ -156,4 +164,71 @@ func TestRetainGateBrackets(t *testing.T) {
 		t.Fatal("no will")
 	}
 	waitGateIdle(t, b.gate)
+}
+
+// TestRetainGateScanWindow: which SUBSCRIBEs hold the gate, and until when.
+func TestRetainGateScanWindow(t *testing.T) {
+	g := newRetainGate(testLogger(t))
+	h := &gateEnterHook{g: g}
+	m := &connMeta{}
+	cl := &mqtt.Client{}
+	cl.Net.Conn = &guardConn{meta: m}
+	scans := func() int {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.scans
+	}
+	subscribe := func(codes []byte, filters ...packets.Subscription) packets.Packet {
+		pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe}, Filters: filters}
+		h.OnSubscribed(cl, pk, codes)
+		h.OnPacketSent(cl, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Suback}}, nil)
+		return pk
+	}
+	retained := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Retain: true}}
+
+	// One filter: the scan is over once its first retained message is out.
+	pk := subscribe([]byte{0}, packets.Subscription{Filter: "a/#"})
+	if scans() != 1 {
+		t.Fatalf("one filter: %d scans after the SUBACK", scans())
+	}
+	h.OnRetainPublished(cl, retained)
+	if scans() != 0 {
+		t.Fatalf("one filter: %d scans after its first retained message", scans())
+	}
+	h.OnRetainPublished(cl, retained)
+	h.OnPacketProcessed(cl, pk, nil)
+	if ok, s := g.idle(); !ok {
+		t.Fatalf("one filter: gate %s", s)
+	}
+
+	// Two filters: mochi may still scan the second, so the gate is held
+	// until the SUBSCRIBE has been processed.
+	pk = subscribe([]byte{0, 1}, packets.Subscription{Filter: "a/#"}, packets.Subscription{Filter: "b/+"})
+	h.OnRetainPublished(cl, retained)
+	if scans() != 1 {
+		t.Fatalf("two filters: %d scans after the first retained message", scans())
+	}
+	h.OnPacketProcessed(cl, pk, nil)
+	if ok, s := g.idle(); !ok {
+		t.Fatalf("two filters: gate %s", s)
+	}
+
+	// Nothing to scan: shared, retain handling 2, refused.
+	for _, c := range []struct {
+		code byte
+		sub  packets.Subscription
+	}{
+		{0, packets.Subscription{Filter: "$share/g/a/#"}},
+		{0, packets.Subscription{Filter: "a/#", RetainHandling: 2}},
+		{packets.ErrNotAuthorized.Code, packets.Subscription{Filter: "a/#"}},
+	} {
+		pk = subscribe([]byte{c.code}, c.sub)
+		if scans() != 0 {
+			t.Fatalf("%+v (code %#x) entered the gate", c.sub, c.code)
+		}
+		h.OnPacketProcessed(cl, pk, nil)
+	}
+	if ok, s := g.idle(); !ok {
+		t.Fatalf("gate %s", s)
+	}
 }
