@@ -322,13 +322,28 @@ func TestResumeKeepsOrder(t *testing.T) {
 	recv := make(chan *paho.Publish, 64)
 	c, _ = connectPersistent(t, b.Addr(), "orderly", false, 3600, recv)
 	expect(recv, 0, 40)
+	// paho acknowledges after its handler returned: wait for the broker to
+	// have every PUBACK, or the unacknowledged ones stay queued (rightly)
+	// and are redelivered before the next 40.
+	eventually(t, "the 40 acknowledged", func() bool {
+		cl, ok := b.server.Clients.Get("orderly")
+		return ok && cl.State.Inflight.Len() == 0
+	})
 	_ = c.Disconnect(&paho.Disconnect{})
 	eventually(t, "offline again", func() bool {
 		cl, ok := b.server.Clients.Get("orderly")
 		return ok && cl.Closed()
 	})
 	queue(b, 40, 40)
-	eventually(t, "queued messages stored", func() bool { return len(brokerRecords(t, st, kindMessage)) == 40 })
+	for deadline := time.Now().Add(waitTimeout); ; time.Sleep(2 * time.Millisecond) {
+		stored := brokerRecords(t, st, kindMessage)
+		if len(stored) == 40 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d queued messages stored, want 40: %q", len(stored), stored)
+		}
+	}
 	stop()
 	b2, _ := runPersistBroker(t, st, DefaultLimits())
 	recv2 := make(chan *paho.Publish, 64)
