@@ -60,9 +60,11 @@
 //
 // Numeric timestamps carry no unit; it is inferred from the magnitude:
 // below 1e11 seconds, below 1e14 milliseconds, below 1e17 microseconds,
-// else nanoseconds, which reads every date from 1973 to 5138 correctly.
-// Fractions are kept. Text timestamps are RFC 3339 (a space may replace
-// the 'T'); zone-less ones (Tasmota's local "Time") are read in
+// else nanoseconds, which reads every date from 1973 on in the right unit;
+// a negative number or a date from 2262 on (beyond int64 nanoseconds) is
+// refused with the message. Fractions are kept. Text timestamps are RFC
+// 3339 (a space may replace the 'T'; 't' and 'z' may be lower case);
+// zone-less ones (Tasmota's local "Time") are read in
 // Options.Location (default: the gateway's local zone). A timestamp before
 // 2000-01-01 (devices without a clock send 0 or their uptime) is replaced
 // by the receive time, as is one more than MaxClockSkew (5 min) in the

@@ -255,9 +255,22 @@ func TestTimestampHeuristics(t *testing.T) {
 			t.Errorf("%s: want no-clock fallback, got ok=%v err=%v", raw, ok, err)
 		}
 	}
-	for _, raw := range []string{"-1", "99999999999999999999", "9.3e18", "1e300"} {
+	// Out of range: negative, beyond float64/int64, and dates from 2262 on
+	// in every unit (the audit found 2e10 s read as 2019: i*1e9 wrapped).
+	for _, raw := range []string{"-1", "99999999999999999999", "9.3e18", "1e300",
+		"20000000000", "9300000000", "20000000000000", "20000000000000000", "9223372036854775807"} {
 		if _, _, err := tsFromNumber([]byte(raw)); !errors.Is(err, ErrBadTimestamp) {
 			t.Errorf("%s: err = %v, want ErrBadTimestamp", raw, err)
+		}
+	}
+	// The last second before the limit is still read.
+	if ns, ok, err := tsFromNumber([]byte("9214646399")); err != nil || !ok || ns != 9214646399e9 {
+		t.Errorf("2261-12-31: got %d %v %v", ns, ok, err)
+	}
+	// RFC 3339 allows lower-case 't' and 'z'.
+	for _, raw := range []string{"2024-02-19t00:26:40Z", "2024-02-19T00:26:40z", "2024-02-19t00:26:40z", "2024-02-19t01:26:40+01:00"} {
+		if ns, ok, err := tsFromString([]byte(raw), time.UTC); err != nil || !ok || ns != want {
+			t.Errorf("%s: got %d %v %v, want %d", raw, ns, ok, err, want)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"strconv"
@@ -15,10 +16,12 @@ import (
 //	|v| < 1e17   microseconds  (1e14 µs is 1973-03-03)
 //	otherwise    nanoseconds
 //
-// Any date in 1973..5138 is therefore read correctly whatever its unit.
-// Devices without a clock often send their uptime or 0 instead: a timestamp
-// that resolves to before minDeviceTime (2000-01-01) is treated as absent and
-// the receive time is used (counted as ferrite_ingest_timestamp_fallback_total).
+// Any date from 1973 on is therefore read in the right unit; times are kept
+// as int64 nanoseconds, so a date from maxDeviceTime (2262) on is an error,
+// as is a negative number. Devices without a clock often send their uptime
+// or 0 instead: a timestamp that resolves to before minDeviceTime
+// (2000-01-01) is treated as absent and the receive time is used (counted
+// as ferrite_ingest_timestamp_fallback_total).
 const (
 	secondsBelow = 1e11
 	millisBelow  = 1e14
@@ -164,18 +167,19 @@ func tsFromInt(i int64) (int64, bool, error) {
 	if i < 0 {
 		return 0, false, fmt.Errorf("%w: negative", ErrBadTimestamp)
 	}
-	var ns int64
+	var scale int64 = 1
 	switch {
 	case i < secondsBelow:
-		ns = i * 1e9
+		scale = 1e9
 	case i < millisBelow:
-		ns = i * 1e6
+		scale = 1e6
 	case i < microsBelow:
-		ns = i * 1e3
-	default:
-		ns = i
+		scale = 1e3
 	}
-	return checkDeviceTime(ns)
+	if i >= maxDeviceTime/scale { // i*scale would reach 2262 or overflow
+		return 0, false, fmt.Errorf("%w: out of range", ErrBadTimestamp)
+	}
+	return checkDeviceTime(i * scale)
 }
 
 func tsFromFloat(f float64) (int64, bool, error) {
@@ -229,11 +233,19 @@ func tsFromString(b []byte, loc *time.Location) (int64, bool, error) {
 	// Pick the one layout that can match, so a valid timestamp costs one
 	// parse (failed parses allocate their error).
 	layout := "2006-01-02T15:04:05.999999999"
-	if b[10] == ' ' {
+	switch b[10] {
+	case ' ':
 		layout = "2006-01-02 15:04:05.999999999"
+	case 't': // RFC 3339 5.6 allows lower case 't' and 'z'
+		b = bytes.Clone(b)
+		b[10] = 'T'
 	}
 	n := len(b)
-	zoned := b[n-1] == 'Z' || b[n-1] == 'z' || (n >= 25 && (b[n-6] == '+' || b[n-6] == '-') && b[n-3] == ':')
+	if b[n-1] == 'z' {
+		b = bytes.Clone(b)
+		b[n-1] = 'Z'
+	}
+	zoned := b[n-1] == 'Z' || (n >= 25 && (b[n-6] == '+' || b[n-6] == '-') && b[n-3] == ':')
 	var t time.Time
 	var err error
 	if zoned {
