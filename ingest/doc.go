@@ -32,6 +32,10 @@
 //
 //   - number: a decimal number, or ON/OFF/true/false (any case) as 1/0.
 //     No hex, no Inf/NaN.
+//
+// In every format a value beyond ±MaxMagnitude (1e100; sums of such values
+// could overflow) or a unit longer than MaxUnitLen (64 bytes) refuses the
+// message, counted under reason not_number or bad_unit.
 //   - json: one reading from an object; ValuePath, UnitPath, TimePath are
 //     dotted paths (defaults value, unit, and ts|time|timestamp). The value
 //     may be a number, a boolean or a string holding a number or ON/OFF.

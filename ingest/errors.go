@@ -35,11 +35,13 @@ var (
 	ErrBadSenML = errors.New("ingest: invalid SenML")
 	// ErrTooManyValues: the payload carries more values than MaxValuesPerMessage.
 	ErrTooManyValues = errors.New("ingest: too many values in one message")
+	// ErrBadUnit: a unit longer than MaxUnitLen bytes.
+	ErrBadUnit = errors.New("ingest: unit too long")
 )
 
 // Reason returns the short metric label for a parse error: "empty",
 // "not_number", "bad_json", "no_value", "bad_timestamp", "bad_senml",
-// "too_many_values", "bad_sensor_id" or "other".
+// "too_many_values", "bad_sensor_id", "bad_unit" or "other".
 func Reason(err error) string {
 	switch {
 	case errors.Is(err, ErrEmptyPayload):
@@ -58,6 +60,8 @@ func Reason(err error) string {
 		return "too_many_values"
 	case errors.Is(err, ErrInvalidSensorID):
 		return "bad_sensor_id"
+	case errors.Is(err, ErrBadUnit):
+		return "bad_unit"
 	default:
 		return "other"
 	}

@@ -135,6 +135,9 @@ func (x *extractor) extract(topic string, payload []byte, received int64, emit e
 			return rule, fmt.Errorf("%w: %q", ErrInvalidSensorID, x.idbuf[off:])
 		}
 		x.ids = append(x.ids, span{off, len(x.idbuf)})
+		if err := checkReading(s.value, len(x.p.text(s.unit))); err != nil {
+			return rule, err
+		}
 	}
 	for i := range x.p.samples {
 		s := &x.p.samples[i]

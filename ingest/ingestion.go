@@ -80,6 +80,9 @@ func (s *SensorIngestion) ingestBatch(ctx context.Context, rs []Reading) (int, e
 		if !validSensorID([]byte(rs[i].Sensor)) {
 			return 0, fmt.Errorf("%w: %q", ErrInvalidSensorID, rs[i].Sensor)
 		}
+		if err := checkReading(rs[i].Value, len(rs[i].Unit)); err != nil {
+			return 0, fmt.Errorf("sensor %q: %w", rs[i].Sensor, err)
+		}
 	}
 	rs, created := s.admit(rs, now)
 	if len(rs) == 0 {

@@ -266,8 +266,10 @@ func (p *Pipeline) Flush(ctx context.Context) error {
 //
 // Buckets are independent writes: they go out concurrently (bounded) so
 // that the store's group commit shares one fsync among many of them. If
-// any fails, the failed ones are requeued and no watermark is persisted
-// this round: the next successful round persists marks that cover them.
+// any fails, the failed ones are requeued and their sensors' watermarks
+// are not persisted this round (the retry's round persists them); the
+// other sensors' are, or a sensor that sends nothing more would replay,
+// and write again, buckets already written.
 func (p *Pipeline) writePending(ctx context.Context) error {
 	buckets, marks := p.agg.drainPendingMarks()
 	if len(buckets) == 0 {
@@ -291,12 +293,13 @@ func (p *Pipeline) writePending(ctx context.Context) error {
 		for i, f := range failed {
 			if f {
 				retry = append(retry, buckets[i])
+				delete(marks, buckets[i].Sensor)
 			}
 		}
 		p.agg.Requeue(retry)
 		p.m.bucketErrors.Inc()
 		p.m.bucketWrites.Add(float64(len(buckets) - len(retry)))
-		return firstErr
+		return errors.Join(firstErr, p.persistMarks(ctx, marks))
 	}
 	p.m.bucketWrites.Add(float64(len(buckets)))
 	return p.persistMarks(ctx, marks)

@@ -204,6 +204,9 @@ func compileRule(r Rule) (*compiledRule, error) {
 	if (r.ValuePath != "" || r.UnitPath != "") && r.Format != FormatJSON && r.Format != FormatAuto {
 		fail("value_path and unit_path apply to the json and auto formats only")
 	}
+	if len(r.Unit) > MaxUnitLen {
+		fail("unit is %d bytes (max %d)", len(r.Unit), MaxUnitLen)
+	}
 	c.defaults()
 	return c, errors.Join(errs...)
 }

@@ -73,7 +73,7 @@ type sensorState struct {
 const (
 	stateVersion  = 1
 	maxStateMarks = 16
-	maxUnitLen    = 64
+	maxUnitLen    = MaxUnitLen
 )
 
 // encodeState: version, uvarint count, 4 float64 (sum, min, max, last),

@@ -270,3 +270,25 @@ func containsByte(b []byte, c byte) bool {
 	}
 	return false
 }
+
+// Limits of one reading.
+const (
+	// MaxUnitLen is the longest unit a reading may carry, in bytes.
+	MaxUnitLen = 64
+	// MaxMagnitude bounds a reading's absolute value. No sensor measures
+	// beyond it, and sums of such values could overflow to infinity,
+	// which no aggregate can hold.
+	MaxMagnitude = 1e100
+)
+
+// checkReading refuses a value that is not finite or beyond MaxMagnitude,
+// and a unit longer than MaxUnitLen.
+func checkReading(v float64, unitLen int) error {
+	if math.IsNaN(v) || math.Abs(v) > MaxMagnitude {
+		return fmt.Errorf("%w: %g is out of range (±%g)", ErrBadNumber, v, MaxMagnitude)
+	}
+	if unitLen > MaxUnitLen {
+		return fmt.Errorf("%w: %d bytes (max %d)", ErrBadUnit, unitLen, MaxUnitLen)
+	}
+	return nil
+}

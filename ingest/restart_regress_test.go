@@ -1,0 +1,174 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ferrite-edge/ferrite/store"
+)
+
+// Regression tests for bugs an ingest audit found, mostly buckets written
+// twice or lost across a restart. restartNode is a pipeline on a real
+// store whose options and backend a test can change.
+
+type restartNode struct {
+	t     *testing.T
+	dir   string
+	st    *store.Store
+	p     *Pipeline
+	clock *manualClock
+	smod  func(*store.Options)
+	wrap  func(Store) Store
+}
+
+func newRestartNode(t *testing.T, smod func(*store.Options), wrap func(Store) Store) *restartNode {
+	n := &restartNode{t: t, dir: t.TempDir(), clock: &manualClock{now: t0.Add(time.Second)}, smod: smod, wrap: wrap}
+	n.open()
+	t.Cleanup(func() {
+		if !n.p.closed.Load() {
+			_ = n.p.Close(context.Background())
+		}
+		_ = n.st.Close()
+	})
+	return n
+}
+
+func (n *restartNode) open() {
+	var mods []func(*store.Options)
+	if n.smod != nil {
+		mods = append(mods, n.smod)
+	}
+	n.st = openStore(n.t, n.dir, mods...)
+	var be Store = NewStoreBackend(n.st)
+	if n.wrap != nil {
+		be = n.wrap(be)
+	}
+	p, err := New(context.Background(), Options{Store: be, Clock: n.clock, TickInterval: -1, Logger: quietLog, Location: time.UTC})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.p = p
+}
+
+// restart closes the pipeline and the store cleanly and opens them again.
+func (n *restartNode) restart() {
+	if err := n.p.Close(context.Background()); err != nil {
+		n.t.Logf("close: %v", err)
+	}
+	if err := n.st.Close(); err != nil {
+		n.t.Fatal(err)
+	}
+	n.open()
+}
+
+func (n *restartNode) pub(at time.Time, topic, payload string) {
+	n.t.Helper()
+	n.clock.Set(at)
+	if err := n.p.HandleMessages(context.Background(), []*Message{{Topic: topic, Payload: []byte(payload), QoS: 1, Received: at}}); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+func (n *restartNode) tick(at time.Time) error {
+	n.clock.Set(at)
+	return n.p.Tick(context.Background())
+}
+
+// stored returns the stored 1-minute bucket of sensor at start.
+func (n *restartNode) stored(sensor string, start time.Time) Bucket {
+	n.t.Helper()
+	b, err := n.p.opts.Store.ReadBucket(context.Background(), Bucket{Sensor: sensor, Width: time.Minute, Start: start})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return b
+}
+
+// A unit longer than MaxUnitLen made the sensor's saved state unreadable
+// at the next start (and, past 1 KiB, its whole shard of sensors): the
+// watermark was lost and written buckets were replayed and counted twice.
+// Such a message is refused now, as is a value whose sums could overflow
+// to infinity (which blocked every bucket write of every sensor).
+func TestOutOfRangeReadingsRefused(t *testing.T) {
+	n := newRestartNode(t, nil, nil)
+	n.pub(t0.Add(1*time.Second), "sensors/a", fmt.Sprintf(`{"value":1,"unit":%q}`, strings.Repeat("u", MaxUnitLen+1)))
+	n.pub(t0.Add(2*time.Second), "sensors/a", fmt.Sprintf(`{"value":2,"unit":%q}`, strings.Repeat("u", MaxUnitLen)))
+	n.pub(t0.Add(3*time.Second), "sensors/x", "1e308")
+	n.pub(t0.Add(4*time.Second), "sensors/x", "1e308")
+	n.pub(t0.Add(5*time.Second), "sensors/y", "5")
+	if _, ok := n.p.Ingestion().Aggregate("x"); ok {
+		t.Fatal("x has readings: both should be refused")
+	}
+	if got := metricValue(t, n.p.m.malformed.WithLabelValues("sensors", "bad_unit")); got != 1 {
+		t.Fatalf("bad_unit refusals = %v", got)
+	}
+	if got := metricValue(t, n.p.m.malformed.WithLabelValues("sensors", "not_number")); got != 2 {
+		t.Fatalf("not_number refusals = %v", got)
+	}
+	if err := n.tick(t0.Add(80 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	before := []Bucket{n.stored("a", t0), n.stored("y", t0)}
+	if before[0].Count != 1 || before[1].Count != 1 {
+		t.Fatalf("buckets before restart: %+v", before)
+	}
+	n.restart()
+	if err := n.p.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range []string{"a", "y"} {
+		if b := n.stored(s, t0); b.Count != before[i].Count {
+			t.Fatalf("%s: count %d after a clean restart, want %d", s, b.Count, before[i].Count)
+		}
+	}
+	// The Go API refuses the same.
+	for _, r := range []Reading{{Sensor: "g", Value: 2e100}, {Sensor: "g", Value: 1, Unit: strings.Repeat("u", MaxUnitLen+1)}} {
+		if err := n.p.Ingestion().Ingest(context.Background(), r); err == nil {
+			t.Fatalf("Ingest(%+v) accepted", r)
+		}
+	}
+}
+
+// failOnce fails MergeBucket of one sensor the first time.
+type failOnce struct {
+	Store
+	sensor string
+	done   atomic.Bool
+}
+
+func (f *failOnce) MergeBucket(ctx context.Context, b Bucket) error {
+	if b.Sensor == f.sensor && f.done.CompareAndSwap(false, true) {
+		return errors.New("transient")
+	}
+	return f.Store.MergeBucket(ctx, b)
+}
+
+// When one sensor's bucket write failed, no watermark of that round was
+// persisted, not even of sensors whose buckets were written: a sensor that
+// then sent nothing more had its bucket replayed and written again after
+// a restart.
+func TestBucketFailureKeepsOtherWatermarks(t *testing.T) {
+	n := newRestartNode(t, nil, func(s Store) Store { return &failOnce{Store: s, sensor: "s"} })
+	n.pub(t0.Add(time.Second), "sensors/s", "1")
+	n.pub(t0.Add(2*time.Second), "sensors/t", "5")
+	if err := n.tick(t0.Add(80 * time.Second)); err == nil {
+		t.Fatal("the first round should report the failed write")
+	}
+	if err := n.tick(t0.Add(81 * time.Second)); err != nil { // the retry of s
+		t.Fatal(err)
+	}
+	n.restart()
+	if err := n.p.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"s", "t"} {
+		if b := n.stored(s, t0); b.Count != 1 {
+			t.Fatalf("%s: count %d after a clean restart, want 1", s, b.Count)
+		}
+	}
+}
