@@ -96,9 +96,18 @@ func (ic *IngestConfig) aggregatorConfig() ingest.AggregatorConfig {
 	}
 	return ingest.AggregatorConfig{
 		Widths:            ws,
-		AllowedLateness:   time.Duration(ic.AllowedLateness),
+		AllowedLateness:   lateness(ic.AllowedLateness),
 		MaxPendingBuckets: ic.MaxPendingBuckets,
 		MaxOpenBuckets:    ic.MaxOpenBuckets,
 		LateHorizon:       time.Duration(ic.LateHorizon),
 	}
+}
+
+// lateness maps allowed_lateness to the aggregator's: 0 means none (the
+// aggregator's zero is its default).
+func lateness(d Duration) time.Duration {
+	if d == 0 {
+		return ingest.NoLateness
+	}
+	return time.Duration(d)
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferrite-edge/ferrite/ingest"
 )
 
 func mustParse(t *testing.T, yaml string, env ...string) *Config {
@@ -44,6 +46,16 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	if err := c.Broker.BrokerOptions().Limits.Validate(); err != nil {
 		t.Fatalf("default broker limits: %v", err)
+	}
+}
+
+// allowed_lateness 0 closes buckets at their end; the default is 10s.
+func TestConfigAllowedLateness(t *testing.T) {
+	if got := mustParse(t, "").Ingest.aggregatorConfig().AllowedLateness; got != 10*time.Second {
+		t.Fatalf("default: %v", got)
+	}
+	if got := mustParse(t, "ingest: {allowed_lateness: 0s}").Ingest.aggregatorConfig().AllowedLateness; got != ingest.NoLateness {
+		t.Fatalf("0s: %v, want NoLateness", got)
 	}
 }
 

@@ -13,12 +13,15 @@ import (
 
 // Aggregator defaults.
 const (
-	DefaultBucketWidth       = time.Minute
-	DefaultAllowedLateness   = 10 * time.Second
-	DefaultMaxPendingBuckets = 10000
-	DefaultMaxOpenBuckets    = 100000
-	DefaultLateHorizon       = 24 * time.Hour
-	recentClosedBuckets      = 1024
+	DefaultBucketWidth     = time.Minute
+	DefaultAllowedLateness = 10 * time.Second
+	// NoLateness as AggregatorConfig.AllowedLateness closes buckets at
+	// their end.
+	NoLateness               time.Duration = -1
+	DefaultMaxPendingBuckets               = 10000
+	DefaultMaxOpenBuckets                  = 100000
+	DefaultLateHorizon                     = 24 * time.Hour
+	recentClosedBuckets                    = 1024
 )
 
 // AggregatorConfig configures an EdgeAggregator. Zero fields take defaults.
@@ -27,7 +30,8 @@ type AggregatorConfig struct {
 	// divides 24h (1s..24h). Default [1m].
 	Widths []time.Duration `yaml:"widths" json:"widths"`
 	// AllowedLateness keeps a bucket open after its end for readings that
-	// arrive late. Default 10s.
+	// arrive late. Default (0) 10s; negative (NoLateness): none, a bucket
+	// closes at its end.
 	AllowedLateness time.Duration `yaml:"allowed_lateness" json:"allowed_lateness"`
 	// MaxPendingBuckets caps closed buckets not yet written to the store;
 	// beyond it the oldest are dropped (counted). Default 10000.
@@ -42,6 +46,9 @@ type AggregatorConfig struct {
 	// that a hub keeps each edge's buckets apart. Empty: agg/<sensor>/...
 	Node string `yaml:"-" json:"-"`
 }
+
+// lateness is AllowedLateness in ns, NoLateness as 0.
+func (c *AggregatorConfig) lateness() int64 { return max(0, int64(c.AllowedLateness)) }
 
 func (c *AggregatorConfig) ensureDefaults() {
 	if len(c.Widths) == 0 {
@@ -73,9 +80,6 @@ func (c *AggregatorConfig) Validate() error {
 			errs = append(errs, fmt.Errorf("%w: bucket width %v listed twice", ErrInvalidOptions, w))
 		}
 		seen[w] = true
-	}
-	if c.AllowedLateness < 0 {
-		errs = append(errs, fmt.Errorf("%w: allowed_lateness must not be negative", ErrInvalidOptions))
 	}
 	if c.MaxPendingBuckets < 0 || c.MaxOpenBuckets < 0 {
 		errs = append(errs, fmt.Errorf("%w: bucket caps must not be negative", ErrInvalidOptions))
@@ -260,7 +264,7 @@ func (a *EdgeAggregator) addLocked(sensor string, ts int64, v float64, now int64
 		a.stats.TooOld++
 		return
 	}
-	lateness := int64(a.cfg.AllowedLateness)
+	lateness := a.cfg.lateness()
 	wide := -1
 	if a.rollup {
 		wide = a.widestLocked()

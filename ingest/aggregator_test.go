@@ -105,6 +105,25 @@ func TestAggregatorLateness(t *testing.T) {
 	}
 }
 
+// NoLateness (allowed_lateness: 0 in the config) closes a bucket at its
+// end; the zero value is the 10 s default (the audit found 0 in the
+// config meant 10 s).
+func TestAggregatorNoLateness(t *testing.T) {
+	for _, c := range []struct {
+		lateness time.Duration
+		closesAt time.Duration // after the bucket's start
+	}{{NoLateness, time.Minute}, {0, time.Minute + DefaultAllowedLateness}} {
+		a := newAgg(t, AggregatorConfig{AllowedLateness: c.lateness})
+		a.Add(rd("s", t0.Add(30*time.Second), 1), t0.Add(30*time.Second))
+		if n := a.Tick(t0.Add(c.closesAt - time.Nanosecond)); n != 0 {
+			t.Fatalf("lateness %v: %d closed before %v", c.lateness, n, c.closesAt)
+		}
+		if n := a.Tick(t0.Add(c.closesAt)); n != 1 {
+			t.Fatalf("lateness %v: %d closed at %v, want 1", c.lateness, n, c.closesAt)
+		}
+	}
+}
+
 func TestAggregatorPendingCapDropsOldest(t *testing.T) {
 	a := newAgg(t, AggregatorConfig{MaxPendingBuckets: 3, AllowedLateness: time.Nanosecond})
 	for i := range 5 {
@@ -180,7 +199,6 @@ func TestAggregatorConfigValidate(t *testing.T) {
 		{Widths: []time.Duration{1500 * time.Millisecond}},
 		{Widths: []time.Duration{time.Minute, time.Minute}},
 		{Widths: []time.Duration{48 * time.Hour}},
-		{AllowedLateness: -1},
 	} {
 		if _, err := NewEdgeAggregator(cfg); !errors.Is(err, ErrInvalidOptions) {
 			t.Errorf("%+v: err = %v", cfg, err)

@@ -129,7 +129,7 @@ func (a *EdgeAggregator) replayBatch(sensor string, rs []Reading, now time.Time)
 	n := now.UnixNano()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	lateness := int64(a.cfg.AllowedLateness)
+	lateness := a.cfg.lateness()
 	for _, r := range rs {
 		ts := r.Time.UnixNano()
 		if ts < n-int64(a.cfg.LateHorizon) {
