@@ -150,10 +150,13 @@
 // become late partials); DrainPending hands the closed buckets to a caller
 // that writes them itself.
 //
-// After a restart the open buckets are rebuilt from the raw ring: each
-// series persists its watermark (every bucket starting before it has been
-// written) right after its buckets are written, and readings at or after
-// it are replayed. A crash between a bucket write and its watermark write
+// A clean stop (Close) writes the open buckets as they are; readings that
+// arrive after the restart for their intervals merge into them as late
+// partials. After a crash the open buckets are rebuilt from the raw ring:
+// each series persists its watermark (every bucket starting before it has
+// been written) right after its buckets are written, and readings at or
+// after it are replayed (those the ring no longer holds are lost from the
+// buckets). A crash between a bucket write and its watermark write
 // can count that bucket's readings twice; a late partial pending at a
 // crash is lost from the aggregates (its readings stay in the raw ring).
 // Store.MarkAggregated tells eviction which raw readings are summarised.

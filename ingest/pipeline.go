@@ -387,8 +387,12 @@ func (p *Pipeline) Drain(ctx context.Context) error {
 }
 
 // Close stops the goroutines (the QoS 0 writer first writes what is
-// queued), writes the buckets already closed and checkpoints every sensor. Open buckets are not flushed: they are
-// rebuilt from the raw ring at the next start, so they stay whole.
+// queued), closes and writes every bucket, open ones included, and
+// checkpoints every sensor. Readings that arrive after the restart for
+// the interval of a bucket written open merge into it as a late partial.
+// (Open buckets used to be rebuilt from the raw ring at the next start;
+// a bucket with more readings than the ring keeps, or a stop longer than
+// LateHorizon, lost readings that way.)
 func (p *Pipeline) Close(ctx context.Context) error {
 	if !p.closed.CompareAndSwap(false, true) {
 		return nil
@@ -399,7 +403,7 @@ func (p *Pipeline) Close(ctx context.Context) error {
 	defer p.tickMu.Unlock()
 	var err error
 	if p.agg != nil {
-		p.agg.Tick(p.opts.Clock.Now())
+		p.agg.Flush()
 		err = p.writePending(ctx)
 	}
 	if cerr := p.ingestion.checkpoint(ctx, true); cerr != nil {

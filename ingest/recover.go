@@ -21,7 +21,8 @@ import (
 //     than the ring size arrived since the last checkpoint (the checkpoint
 //     interval keeps this true in practice; otherwise the aggregates miss
 //     the readings already evicted from the ring, and a warning is logged).
-//  3. Open buckets are rebuilt from the ring: every retained reading whose
+//  3. Open buckets (only after a crash: Close writes them) are rebuilt
+//     from the ring: every retained reading whose
 //     bucket starts at or after the width's persisted watermark is added
 //     again; readings in buckets already written are skipped. Late
 //     partials that were pending at the crash are lost from the aggregates
