@@ -128,7 +128,17 @@ func (b *Bucket) Key() string {
 // width as "<n>h", "<n>m" or "<n>s" (the largest exact unit). An empty node
 // gives agg/<sensor>/<width>/<start>.
 func BucketKey(node, sensor string, width time.Duration, start time.Time) string {
-	buf := make([]byte, 0, len(node)+len(sensor)+32)
+	buf := appendBucketKeyPrefix(make([]byte, 0, len(node)+len(sensor)+32), node, sensor, width)
+	buf = strconv.AppendInt(buf, start.Unix(), 10)
+	return string(buf)
+}
+
+// bucketKeyPrefix is BucketKey up to the start ("agg/<node>/<sensor>/<width>/").
+func bucketKeyPrefix(node, sensor string, width time.Duration) string {
+	return string(appendBucketKeyPrefix(nil, node, sensor, width))
+}
+
+func appendBucketKeyPrefix(buf []byte, node, sensor string, width time.Duration) []byte {
 	buf = append(buf, "agg/"...)
 	if node != "" {
 		buf = append(buf, node...)
@@ -137,9 +147,7 @@ func BucketKey(node, sensor string, width time.Duration, start time.Time) string
 	buf = append(buf, sensor...)
 	buf = append(buf, '/')
 	buf = appendWidth(buf, width)
-	buf = append(buf, '/')
-	buf = strconv.AppendInt(buf, start.Unix(), 10)
-	return string(buf)
+	return append(buf, '/')
 }
 
 func appendWidth(buf []byte, w time.Duration) []byte {

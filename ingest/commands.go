@@ -195,11 +195,16 @@ func bucketsCommand(ctx context.Context, p *Pipeline, args []string) (any, error
 			}
 		}
 	}
-	// Stored buckets: walk back from the newest interval before `to`, per
-	// width, reading at most n keys per width.
+	// Stored buckets: per width, the newest n stored in [from, to) (the
+	// keys are listed, so gaps between buckets cost nothing).
 	for _, w := range p.agg.Config().Widths {
-		start := time.Unix(0, alignDown(to.Add(-time.Nanosecond).UnixNano(), int64(w))).UTC()
-		for i := 0; i < n && !start.Before(from); i++ {
+		starts, err := p.opts.Store.BucketStarts(ctx, node, sensor, w)
+		if err != nil {
+			return nil, err
+		}
+		starts = slices.DeleteFunc(starts, func(s time.Time) bool { return s.Before(from) || !s.Before(to) })
+		slices.SortFunc(starts, func(x, y time.Time) int { return y.Compare(x) })
+		for _, start := range starts[:min(n, len(starts))] {
 			b, err := p.opts.Store.ReadBucket(ctx, Bucket{Node: node, Sensor: sensor, Width: w, Start: start})
 			if err != nil {
 				return nil, err
@@ -207,7 +212,6 @@ func bucketsCommand(ctx context.Context, p *Pipeline, args []string) (any, error
 			if b.Count > 0 {
 				out = append(out, b)
 			}
-			start = start.Add(-w)
 		}
 	}
 	slices.SortStableFunc(out, func(x, y Bucket) int {

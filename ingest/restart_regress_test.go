@@ -214,3 +214,44 @@ func TestCleanStopWritesOpenBuckets(t *testing.T) {
 		}
 	})
 }
+
+// SENSOR.BUCKETS read the n newest intervals before `to`, stored or not:
+// a sensor's only bucket vanished from the list 30 minutes later, and a
+// range longer than 1024 intervals missed its older buckets.
+func TestBucketsCommandListsStoredBuckets(t *testing.T) {
+	n := newRestartNode(t, nil, nil)
+	n.pub(t0.Add(time.Second), "sensors/a", "1")
+	n.pub(t0.Add(2*time.Hour+time.Second), "sensors/a", "2")
+	if err := n.tick(t0.Add(2*time.Hour + 80*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	var buckets Command
+	for _, c := range Commands(n.p) {
+		if c.Name == "SENSOR.BUCKETS" {
+			buckets = c
+		}
+	}
+	run := func(args ...string) []BucketReply {
+		t.Helper()
+		v, err := buckets.Run(context.Background(), args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.([]BucketReply)
+	}
+	n.clock.Set(t0.Add(20 * time.Hour))
+	if bs := run("a"); len(bs) != 2 || !bs[0].Start.Equal(t0.Add(2*time.Hour)) || !bs[1].Start.Equal(t0) {
+		t.Fatalf("SENSOR.BUCKETS a = %+v", bs)
+	}
+	if bs := run("a", "1"); len(bs) != 1 || !bs[0].Start.Equal(t0.Add(2*time.Hour)) {
+		t.Fatalf("SENSOR.BUCKETS a 1 = %+v", bs)
+	}
+	from := fmt.Sprint(t0.Add(-time.Minute).Unix())
+	if bs := run("a", from); len(bs) != 2 {
+		t.Fatalf("SENSOR.BUCKETS a %s = %+v", from, bs)
+	}
+	to := fmt.Sprint(t0.Add(time.Hour).Unix())
+	if bs := run("a", from, to); len(bs) != 1 || !bs[0].Start.Equal(t0) {
+		t.Fatalf("SENSOR.BUCKETS a %s %s = %+v", from, to, bs)
+	}
+}

@@ -29,6 +29,8 @@ import (
 //     interval twice (a late partial) adds both.
 //   - ReadBucket returns the replicated value at b.Key() summed over every
 //     origin (Count 0 when absent), filling Count..Last of the bucket.
+//   - BucketStarts returns the start of every stored bucket of a sensor
+//     and width (the keys under BucketKey's prefix), in any order.
 //   - MarkAggregated tells the store that the sensor's raw readings before
 //     the given time are summarised in aggregates already written, so
 //     eviction may drop them once those are acknowledged upstream.
@@ -40,6 +42,7 @@ type Store interface {
 	SensorStates(ctx context.Context, fn func(sensor string, state []byte) bool) error
 	MergeBucket(ctx context.Context, b Bucket) error
 	ReadBucket(ctx context.Context, b Bucket) (Bucket, error)
+	BucketStarts(ctx context.Context, node, sensor string, width time.Duration) ([]time.Time, error)
 	MarkAggregated(ctx context.Context, sensor string, before time.Time) error
 }
 

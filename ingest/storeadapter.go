@@ -193,6 +193,24 @@ func (b *StoreBackend) ReadBucket(ctx context.Context, bk Bucket) (Bucket, error
 	return bk, nil
 }
 
+// BucketStarts implements Store.
+func (b *StoreBackend) BucketStarts(ctx context.Context, node, sensor string, width time.Duration) ([]time.Time, error) {
+	prefix := bucketKeyPrefix(node, sensor, width)
+	keys, err := b.s.KeysWithPrefix(ctx, prefix, 0)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]time.Time, 0, len(keys))
+	for _, k := range keys {
+		// A sensor whose id extends this one ("a/1m/x" under "a") has
+		// more levels after the prefix: not a number, skipped.
+		if sec, err := strconv.ParseInt(k[len(prefix):], 10, 64); err == nil {
+			out = append(out, time.Unix(sec, 0).UTC())
+		}
+	}
+	return out, nil
+}
+
 // BucketPartial converts a bucket to the crdt partial stored under its key
 // (times in unix milliseconds; Version is assigned by the store).
 func BucketPartial(bk Bucket) crdt.Partial {

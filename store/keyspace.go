@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"fmt"
@@ -239,6 +240,51 @@ func (s *Store) ScanType(ctx context.Context, cursor, pattern, typ string, count
 		return nil, "", err
 	}
 	return out, "0", nil
+}
+
+// KeysWithPrefix returns the existing keys starting with prefix, in key
+// order, at most limit (<= 0: all). Unlike Scan with a pattern it reads
+// only that part of the keyspace.
+func (s *Store) KeysWithPrefix(ctx context.Context, prefix string, limit int) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	lower := dataKey(nil, prefix)
+	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: prefixSuccessor(lower)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	now := s.opts.Clock()
+	var out []string
+	for it.First(); it.Valid() && (limit <= 0 || len(out) < limit); it.Next() {
+		key := string(it.Key()[1:])
+		k, err := s.recordKind(key, it, now)
+		if err != nil {
+			return nil, err
+		}
+		if k != crdt.KindNone {
+			out = append(out, key)
+		}
+	}
+	return out, it.Error()
+}
+
+// prefixSuccessor returns the smallest key greater than every key with
+// prefix p (p is never all 0xff: it starts with a keyspace prefix).
+func prefixSuccessor(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
 }
 
 // parseCursor decodes a Scan cursor into the key to resume from.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -108,5 +109,29 @@ func TestExpiryReplicates(t *testing.T) {
 	assertConverged(t, p.a, p.b)
 	if n := must[int64](t)(p.b.DBSize(ctx)); n != 0 {
 		t.Fatalf("DBSIZE %d", n)
+	}
+}
+
+// KeysWithPrefix lists the live keys under a literal prefix, expired and
+// deleted ones excluded.
+func TestKeysWithPrefix(t *testing.T) {
+	ctx := context.Background()
+	clock := newTestClock()
+	s := openTest(t, withClock(clock))
+	for _, k := range []string{"agg/a/1m/1", "agg/a/1m/2", "agg/a/1m/3", "agg/a/1mx", "agg/a/1", "agg/b/1m/1", "zzz"} {
+		check(t, s.Set(ctx, k, []byte("v")))
+	}
+	_, err := s.SetWith(ctx, "agg/a/1m/4", []byte("v"), SetOptions{TTL: time.Second})
+	check(t, err)
+	must[int](t)(s.Del(ctx, "agg/a/1m/2"))
+	clock.advance(2 * time.Second)
+	if got := must[[]string](t)(s.KeysWithPrefix(ctx, "agg/a/1m/", 0)); !slices.Equal(got, []string{"agg/a/1m/1", "agg/a/1m/3"}) {
+		t.Fatalf("KeysWithPrefix = %q", got)
+	}
+	if got := must[[]string](t)(s.KeysWithPrefix(ctx, "agg/", 2)); !slices.Equal(got, []string{"agg/a/1", "agg/a/1m/1"}) {
+		t.Fatalf("KeysWithPrefix limit 2 = %q", got)
+	}
+	if got := must[[]string](t)(s.KeysWithPrefix(ctx, "\xff", 0)); len(got) != 0 {
+		t.Fatalf("KeysWithPrefix(0xff) = %q", got)
 	}
 }
