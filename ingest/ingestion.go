@@ -89,7 +89,7 @@ func (s *SensorIngestion) ingestBatch(ctx context.Context, rs []Reading) (int, e
 		return 0, nil
 	}
 	if err := s.store.AppendReadings(ctx, rs); err != nil {
-		s.forget(created)
+		s.abandon(rs, created)
 		return 0, err
 	}
 	s.mu.Lock()
@@ -97,14 +97,13 @@ func (s *SensorIngestion) ingestBatch(ctx context.Context, rs []Reading) (int, e
 		r := &rs[i]
 		st := s.sensors[r.Sensor]
 		if st == nil {
-			// A concurrent batch that created the sensor failed and forgot
-			// it after this batch was admitted; this batch is stored, so
-			// the sensor exists (the cap may be exceeded by that one).
+			// Not expected (admit counted the reading in flight, which
+			// keeps the sensor), but this batch is stored: the sensor
+			// exists.
 			st = &sensorState{info: SensorInfo{ID: r.Sensor, FirstSeen: now}}
 			s.sensors[r.Sensor] = st
 		}
-		st.info.add(r.Value, r.Time, now, r.Unit)
-		st.dirty = true
+		st.counted(r, now)
 	}
 	s.mu.Unlock()
 	if s.agg != nil {
@@ -120,13 +119,17 @@ func (s *SensorIngestion) admit(rs []Reading, now time.Time) ([]Reading, []strin
 	kept := rs[:0]
 	s.mu.Lock()
 	for _, r := range rs {
-		if _, ok := s.sensors[r.Sensor]; !ok {
+		st, ok := s.sensors[r.Sensor]
+		if !ok {
 			if len(s.sensors) >= s.maxSensors {
 				continue
 			}
-			s.sensors[r.Sensor] = &sensorState{info: SensorInfo{ID: r.Sensor, FirstSeen: now}, dirty: true}
+			st = &sensorState{info: SensorInfo{ID: r.Sensor, FirstSeen: now}, dirty: true}
+			st.saved = st.info
+			s.sensors[r.Sensor] = st
 			created = append(created, r.Sensor)
 		}
+		st.inflight++
 		kept = append(kept, r)
 	}
 	s.mu.Unlock()
@@ -136,18 +139,25 @@ func (s *SensorIngestion) admit(rs []Reading, now time.Time) ([]Reading, []strin
 	return kept, created
 }
 
-// forget removes sensors created for a batch that failed.
-func (s *SensorIngestion) forget(ids []string) {
-	if len(ids) == 0 {
-		return
-	}
+// abandon undoes admit for a batch whose write failed: its readings are
+// no longer in flight, and sensors it created that nothing else holds are
+// removed.
+func (s *SensorIngestion) abandon(rs []Reading, created []string) {
 	s.mu.Lock()
-	for _, id := range ids {
-		if st := s.sensors[id]; st != nil && st.info.Count == 0 {
+	defer s.mu.Unlock()
+	for i := range rs {
+		if st := s.sensors[rs[i].Sensor]; st != nil && st.inflight > 0 {
+			st.inflight--
+			if st.inflight == 0 {
+				st.saved = st.info
+			}
+		}
+	}
+	for _, id := range created {
+		if st := s.sensors[id]; st != nil && st.info.Count == 0 && st.inflight == 0 {
 			delete(s.sensors, id)
 		}
 	}
-	s.mu.Unlock()
 }
 
 // Aggregate returns the running aggregates of a sensor.
@@ -243,8 +253,8 @@ func (s *SensorIngestion) checkpoint(ctx context.Context, force bool) error {
 	s.mu.Lock()
 	for id, st := range s.sensors {
 		if st.dirty || force {
-			items = append(items, SensorState{id, encodeState(st, s.widths)})
-			st.dirty = false
+			items = append(items, SensorState{id, st.checkpoint(s.widths)})
+			st.dirty = st.inflight > 0 // saved lags info: write it again
 		}
 	}
 	s.mu.Unlock()
@@ -279,8 +289,8 @@ func (s *SensorIngestion) setMarks(sensor string, marks []int64) []byte {
 	if !advanced {
 		return nil
 	}
-	st.dirty = false
-	return encodeState(st, s.widths)
+	st.dirty = st.inflight > 0
+	return st.checkpoint(s.widths)
 }
 
 // markDirty schedules sensors for the next checkpoint (their write failed).
