@@ -40,7 +40,7 @@ func newMetrics(reg prometheus.Registerer, p *Pipeline) *metrics {
 		}, []string{"reason"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ferrite_ingest_readings_dropped_total",
-			Help: "Readings dropped, by reason (sensor_limit: new sensor beyond max_sensors; queue_full: QoS 0 queue overflow; store_refused: the store refused a QoS 0 batch).",
+			Help: "Readings dropped, by reason (sensor_limit: new sensor beyond max_sensors; queue_full: QoS 0 queue overflow; store_refused: the store refused a QoS 0 batch; shutdown: queued QoS 0 readings not written within the shutdown's drain bound).",
 		}, []string{"reason"}),
 		bucketWrites: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ferrite_ingest_bucket_writes_total",
@@ -64,7 +64,7 @@ func newMetrics(reg prometheus.Registerer, p *Pipeline) *metrics {
 	m.ignored = m.messages.WithLabelValues("ignored")
 	m.refused = m.messages.WithLabelValues("refused")
 	m.malformedMsgs = m.messages.WithLabelValues("malformed")
-	for _, r := range []string{"sensor_limit", "queue_full", "store_refused"} {
+	for _, r := range []string{"sensor_limit", "queue_full", "store_refused", "shutdown"} {
 		m.dropped.WithLabelValues(r)
 	}
 	m.tsFallback.WithLabelValues("no_clock")

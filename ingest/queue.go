@@ -137,20 +137,40 @@ func (q *qos0Queue) run(ctx context.Context) {
 		case <-q.wake:
 			q.writeAll(context.Background())
 		case <-ctx.Done():
-			dctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
-			q.writeAll(dctx)
-			cancel()
-			q.mu.Lock()
-			q.stopped = true
-			close(q.space) // pushers waiting for room see stopped
-			q.space = make(chan struct{})
-			q.mu.Unlock()
+			q.finish()
 			return
 		}
 	}
 }
 
 const drainTimeout = 10 * time.Second
+
+// finish writes what is queued and stops the queue. A push can land
+// after a writeAll found the queue empty: the queue stops only once it
+// is empty under the lock, so such readings are written too (or, past
+// drainTimeout, counted as dropped).
+func (q *qos0Queue) finish() {
+	dctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	for {
+		q.writeAll(dctx)
+		q.mu.Lock()
+		if len(q.buf) == 0 || dctx.Err() != nil {
+			lost := len(q.buf)
+			clear(q.buf)
+			q.buf = q.buf[:0]
+			q.stopped = true
+			close(q.space) // pushers waiting for room see stopped
+			q.space = make(chan struct{})
+			q.mu.Unlock()
+			if lost > 0 {
+				q.p.m.dropped.WithLabelValues("shutdown").Add(float64(lost))
+			}
+			return
+		}
+		q.mu.Unlock()
+	}
+}
 
 func (q *qos0Queue) writeAll(ctx context.Context) {
 	for {
