@@ -55,7 +55,9 @@ func newSensorIngestion(st Store, agg *EdgeAggregator, clock Clock, maxSensors i
 	return s
 }
 
-// Ingest stores one reading. A zero Time takes the current time.
+// Ingest stores one reading. A zero Time takes the current time; a time
+// before 2000 or from 2262 on, a value beyond ±MaxMagnitude or a unit
+// longer than MaxUnitLen is refused.
 func (s *SensorIngestion) Ingest(ctx context.Context, r Reading) error {
 	return s.IngestBatch(ctx, []Reading{r})
 }
@@ -82,6 +84,12 @@ func (s *SensorIngestion) ingestBatch(ctx context.Context, rs []Reading) (int, e
 		}
 		if err := checkReading(rs[i].Value, len(rs[i].Unit)); err != nil {
 			return 0, fmt.Errorf("sensor %q: %w", rs[i].Sensor, err)
+		}
+		if ns := rs[i].Time.UnixNano(); ns < minDeviceTime || ns >= maxDeviceTime {
+			// The raw ring and the buckets hold 2000..2262 (what the
+			// parsers produce); earlier readings were stored and then
+			// never read back.
+			return 0, fmt.Errorf("sensor %q: %w: %v is outside 2000..2262", rs[i].Sensor, ErrBadTimestamp, rs[i].Time)
 		}
 	}
 	rs, created := s.admit(rs, now)

@@ -127,7 +127,8 @@ func TestOutOfRangeReadingsRefused(t *testing.T) {
 		}
 	}
 	// The Go API refuses the same.
-	for _, r := range []Reading{{Sensor: "g", Value: 2e100}, {Sensor: "g", Value: 1, Unit: strings.Repeat("u", MaxUnitLen+1)}} {
+	for _, r := range []Reading{{Sensor: "g", Value: 2e100}, {Sensor: "g", Value: 1, Unit: strings.Repeat("u", MaxUnitLen+1)},
+		{Sensor: "g", Value: 1, Time: time.Unix(-5, 0)}, {Sensor: "g", Value: 1, Time: time.Date(1999, 12, 31, 0, 0, 0, 0, time.UTC)}} {
 		if err := n.p.Ingestion().Ingest(context.Background(), r); err == nil {
 			t.Fatalf("Ingest(%+v) accepted", r)
 		}
