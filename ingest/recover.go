@@ -95,6 +95,8 @@ func (s *SensorIngestion) restoreSensor(ctx context.Context, log *slog.Logger, i
 			if s.agg != nil {
 				s.agg.Restore(id, m.width, time.Unix(0, m.until))
 			}
+		} else {
+			st.retired = append(st.retired, m)
 		}
 	}
 	missing := uint64(0)

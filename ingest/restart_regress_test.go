@@ -24,6 +24,7 @@ type restartNode struct {
 	clock *manualClock
 	smod  func(*store.Options)
 	wrap  func(Store) Store
+	omod  func(*Options) // applied at every open
 }
 
 func newRestartNode(t *testing.T, smod func(*store.Options), wrap func(Store) Store) *restartNode {
@@ -48,7 +49,11 @@ func (n *restartNode) open() {
 	if n.wrap != nil {
 		be = n.wrap(be)
 	}
-	p, err := New(context.Background(), Options{Store: be, Clock: n.clock, TickInterval: -1, Logger: quietLog, Location: time.UTC})
+	o := Options{Store: be, Clock: n.clock, TickInterval: -1, Logger: quietLog, Location: time.UTC}
+	if n.omod != nil {
+		n.omod(&o)
+	}
+	p, err := New(context.Background(), o)
 	if err != nil {
 		n.t.Fatal(err)
 	}
@@ -306,5 +311,27 @@ func TestCrashRecoveryWithConcurrentBatches(t *testing.T) {
 	info, ok := n.p.Ingestion().Aggregate("a")
 	if !ok || info.Count != 2 || info.Sum != 101 || info.Min != 1 || info.Max != 100 {
 		t.Fatalf("after the crash: %+v, want count 2 sum 101 min 1 max 100", info)
+	}
+}
+
+// A width removed from the config lost its watermark at the next
+// checkpoint; configured again later, it replayed the raw ring into
+// buckets it had already written.
+func TestRemovedWidthKeepsItsWatermark(t *testing.T) {
+	n := newRestartNode(t, nil, nil)
+	widths := func(ws ...time.Duration) { n.omod = func(o *Options) { o.Aggregator.Widths = ws } }
+	n.pub(t0.Add(time.Second), "sensors/a", "1")
+	if err := n.tick(t0.Add(80 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	widths(time.Hour)
+	n.restart()
+	widths(time.Minute, time.Hour)
+	n.restart()
+	if err := n.p.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if b := n.stored("a", t0); b.Count != 1 {
+		t.Fatalf("1m bucket after the width came back: count %d, want 1", b.Count)
 	}
 }

@@ -76,11 +76,14 @@ type sensorState struct {
 	// other, so checkpoints write saved, never info.
 	inflight int
 	saved    SensorInfo
+	// retired are watermarks of widths no longer configured, kept so that
+	// a width configured again does not replay buckets it already wrote.
+	retired []persistedMark
 }
 
 // checkpoint encodes the state to persist (see saved).
 func (st *sensorState) checkpoint(widths []int64) []byte {
-	return encodeState(&sensorState{info: st.saved, marks: st.marks}, widths)
+	return encodeState(&sensorState{info: st.saved, marks: st.marks, retired: st.retired}, widths)
 }
 
 // counted folds one stored reading into info (s.mu held).
@@ -122,12 +125,17 @@ func encodeState(st *sensorState, widths []int64) []byte {
 			n++
 		}
 	}
-	b = binary.AppendUvarint(b, uint64(n))
+	retired := st.retired[:min(len(st.retired), maxStateMarks-n)]
+	b = binary.AppendUvarint(b, uint64(n+len(retired)))
 	for i, m := range st.marks {
 		if m != 0 {
 			b = binary.AppendUvarint(b, uint64(widths[i]/int64(time.Second)))
 			b = binary.AppendVarint(b, m)
 		}
+	}
+	for _, m := range retired {
+		b = binary.AppendUvarint(b, uint64(m.width/time.Second))
+		b = binary.AppendVarint(b, m.until)
 	}
 	return b
 }
