@@ -23,8 +23,10 @@ import (
 // Evicting a key is a local DEL that replicates, as Redis propagates its
 // evictions to replicas: silently dropping it would be read by a later
 // full-state exchange as a delete anyway (its dots are in our context), so
-// an explicit delete is the honest form. Data not yet acknowledged
-// upstream is never evicted.
+// an explicit delete is the honest form: for the fleet it is an early
+// expiry of a key its writer declared ephemeral. Data not yet acknowledged
+// upstream is never evicted. A hub never evicts keys: it holds the
+// fleet's copy, and its delete would reach every edge.
 
 // EvictResult reports what Evict freed.
 type EvictResult struct {
@@ -68,6 +70,9 @@ func (s *Store) Evict(ctx context.Context, want int64) (EvictResult, error) {
 }
 
 func (s *Store) evictKeys(ctx context.Context, want int64) (int, int64, error) {
+	if s.role == crdt.RoleHub {
+		return 0, 0, nil // see above
+	}
 	var cold, hot []string
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixTTL}, UpperBound: []byte{prefixTTL + 1}})
 	if err != nil {

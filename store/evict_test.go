@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/ferrite-edge/ferrite/crdt"
 )
 
 func TestEvictNeverRemovesUnsynced(t *testing.T) {
@@ -54,6 +56,23 @@ func TestEvictWithoutUpstream(t *testing.T) {
 	}
 	if n := must[int](t)(s.Exists(ctx, "keep0", "keep4", "ttl0")); n != 2 {
 		t.Fatalf("%d of keep0, keep4, ttl0 exist", n)
+	}
+}
+
+// A hub holds the fleet's copy: evicting a key there would delete it on
+// every edge (found by the resources audit), so it evicts none.
+func TestHubEvictsNoKeys(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, func(o *Options) { o.Role = crdt.RoleHub })
+	for i := range 5 {
+		_, err := s.SetWith(ctx, fmt.Sprint("ttl", i), make([]byte, 100), SetOptions{TTL: time.Hour})
+		check(t, err)
+	}
+	if res := must[EvictResult](t)(s.Evict(ctx, 1<<20)); res.Keys != 0 {
+		t.Fatalf("a hub evicted %+v", res)
+	}
+	if n := must[int](t)(s.Exists(ctx, "ttl0", "ttl4")); n != 2 {
+		t.Fatalf("%d of ttl0, ttl4 exist", n)
 	}
 }
 
