@@ -24,7 +24,8 @@ type IngestConfig struct {
 	MaxPendingBuckets int `yaml:"max_pending_buckets"`
 	// MaxOpenBuckets caps open buckets over all sensors (default 100000).
 	MaxOpenBuckets int `yaml:"max_open_buckets"`
-	// LateHorizon: older readings are stored raw, not aggregated (default 24h).
+	// LateHorizon: after a crash, older raw readings are not replayed into
+	// buckets (default 24h). Live readings of any age are aggregated.
 	LateHorizon Duration `yaml:"late_horizon"`
 	// MaxSensors bounds the sensor registry (default 10000).
 	MaxSensors int `yaml:"max_sensors"`

@@ -39,8 +39,9 @@ type AggregatorConfig struct {
 	// MaxOpenBuckets caps open buckets across all sensors; beyond it the
 	// bucket due first is closed early (counted). Default 100000.
 	MaxOpenBuckets int `yaml:"max_open_buckets" json:"max_open_buckets"`
-	// LateHorizon: readings older than now-LateHorizon are stored raw but
-	// not aggregated (counted). Default 24h.
+	// LateHorizon bounds the replay after a crash: retained raw readings
+	// older than now-LateHorizon are not re-aggregated (counted). Default
+	// 24h. Live readings of any age are aggregated.
 	LateHorizon time.Duration `yaml:"late_horizon" json:"late_horizon"`
 	// Node prefixes bucket keys (agg/<node>/...): the gateway's node id, so
 	// that a hub keeps each edge's buckets apart. Empty: agg/<sensor>/...
@@ -166,7 +167,7 @@ type AggregatorStats struct {
 	Added        uint64 // readings added to buckets (per width)
 	LateInWindow uint64 // readings after their bucket's end, within the allowed lateness
 	LateMerged   uint64 // readings after their bucket was closed, merged as a late partial
-	TooOld       uint64 // readings older than the late horizon, not aggregated
+	TooOld       uint64 // readings older than the late horizon at a crash replay, not re-aggregated
 	Closed       uint64 // buckets closed on time
 	ForcedClosed uint64 // buckets closed early by the open-bucket cap
 	Dropped      uint64 // closed buckets dropped by the pending cap
@@ -268,8 +269,10 @@ func alignDown(ts, width int64) int64 {
 }
 
 func (a *EdgeAggregator) addLocked(sensor string, ts int64, v float64, now int64) {
-	if ts < now-int64(a.cfg.LateHorizon) || math.IsNaN(v) || math.IsInf(v, 0) {
-		a.stats.TooOld++
+	// Readings of any age are aggregated: one for an interval already
+	// closed becomes a late partial. (Readings older than LateHorizon used
+	// to stay raw only, and offload then dropped them unsummarised.)
+	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return
 	}
 	lateness := a.cfg.lateness()

@@ -141,8 +141,7 @@
 // for the same interval, closed at the next tick and merged into the same
 // key; the store adds it into this node's partial of that key (a growing
 // per-origin partial with a higher version), so the hub still counts every
-// reading exactly once. Readings older than LateHorizon (24h) are stored
-// raw but not aggregated (counted). At most MaxOpenBuckets are open (the
+// reading exactly once, whatever its age. At most MaxOpenBuckets are open (the
 // one due first is closed early, counted) and at most MaxPendingBuckets
 // closed buckets wait for the store (when it refuses writes, e.g. at the
 // Critical resource level); beyond that the oldest are dropped, counted.

@@ -103,7 +103,7 @@ func newMetrics(reg prometheus.Registerer, p *Pipeline) *metrics {
 		aggCounter("ferrite_ingest_buckets_dropped_total", "Closed buckets dropped by the pending cap (store unavailable too long).", func(s AggregatorStats) uint64 { return s.Dropped }),
 		aggCounter("ferrite_ingest_late_readings_total", "Readings that arrived after their bucket closed, merged as a late partial.", func(s AggregatorStats) uint64 { return s.LateMerged }),
 		aggCounter("ferrite_ingest_late_in_window_total", "Readings that arrived after their bucket's end but within the allowed lateness.", func(s AggregatorStats) uint64 { return s.LateInWindow }),
-		aggCounter("ferrite_ingest_too_old_total", "Readings older than the late horizon, stored raw but not aggregated.", func(s AggregatorStats) uint64 { return s.TooOld }),
+		aggCounter("ferrite_ingest_too_old_total", "Raw readings older than the late horizon when a crash's replay rebuilt the open buckets, not re-aggregated.", func(s AggregatorStats) uint64 { return s.TooOld }),
 	)
 	return m
 }

@@ -138,6 +138,7 @@ func (a *EdgeAggregator) replayBatch(sensor string, rs []Reading, now time.Time)
 	for _, r := range rs {
 		ts := r.Time.UnixNano()
 		if ts < n-int64(a.cfg.LateHorizon) {
+			a.stats.TooOld++
 			continue
 		}
 		for wi, width := range a.widths {

@@ -335,3 +335,18 @@ func TestRemovedWidthKeepsItsWatermark(t *testing.T) {
 		t.Fatalf("1m bucket after the width came back: count %d, want 1", b.Count)
 	}
 }
+
+// A reading older than late_horizon was stored raw only, and offload later
+// dropped it: it was in no bucket anywhere. Readings of any age are
+// aggregated now.
+func TestOldReadingAggregated(t *testing.T) {
+	n := newRestartNode(t, nil, nil)
+	old := t0.Add(-48 * time.Hour)
+	n.pub(t0.Add(time.Second), "sensors/a", fmt.Sprintf(`{"value":99,"ts":%d}`, old.UnixMilli()))
+	if err := n.p.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if b := n.stored("a", old.Truncate(time.Minute)); b.Count != 1 || b.Sum != 99 {
+		t.Fatalf("bucket of the 48 h old reading: %+v", b)
+	}
+}

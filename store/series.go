@@ -49,6 +49,11 @@ type sensorState struct {
 	first  uint64 // ring index of the oldest reading not yet deleted
 	next   uint64 // ring index of the next reading
 	aggSeq uint64 // op seq covering AggregatedBefore
+	// aggNext is next at the last MarkAggregated: only readings stored
+	// before it can be summarised by it (a late reading stored after it,
+	// with a time before AggregatedBefore, is not yet). In memory only: 0
+	// after open, so nothing is dropped until the next MarkAggregated.
+	aggNext uint64
 	// stored: the registry record exists in Pebble. dirty: the record is
 	// behind (Total, LastTS, next): it is rewritten by flushSensors, and
 	// open recovers next from the ring's keys anyway (see loadSensors).
@@ -417,9 +422,9 @@ func (s *Store) SetSensorUnit(ctx context.Context, sensor, unit string) error {
 }
 
 // MarkAggregated records that sensor's readings older than before (unix ms)
-// are folded into replicated aggregate keys written before this call. Once
-// the op log up to this call is acknowledged upstream (MarkSynced), Evict
-// may drop those readings.
+// and stored before this call are folded into replicated aggregate keys
+// written before this call. Once the op log up to this call is
+// acknowledged upstream (MarkSynced), Evict may drop those readings.
 func (s *Store) MarkAggregated(ctx context.Context, sensor string, before int64) error {
 	if err := s.checkWrite(ctx, false); err != nil {
 		return err
@@ -437,6 +442,7 @@ func (s *Store) MarkAggregated(ctx context.Context, sensor string, before int64)
 			st.info.AggregatedBefore = before
 			st.aggSeq = seq
 		}
+		st.aggNext = st.next
 	})
 }
 
@@ -494,7 +500,7 @@ func (s *Store) dropReadings(want int64) (n int, freed int64, lo, hi []byte, err
 	defer s.seriesMu.Unlock()
 	ids := make([]string, 0, len(s.sensors))
 	for id, st := range s.sensors {
-		if s.isSynced(st.aggSeq) && st.info.AggregatedBefore > 0 && st.first < st.next {
+		if s.isSynced(st.aggSeq) && st.info.AggregatedBefore > 0 && st.first < st.aggNext {
 			ids = append(ids, id)
 		}
 	}
@@ -511,7 +517,7 @@ func (s *Store) dropReadings(want int64) (n int, freed int64, lo, hi []byte, err
 		}
 		st := s.sensors[id]
 		first := st.first
-		for first < st.next && freed < want {
+		for first < st.aggNext && freed < want {
 			// Committed readings only: seriesMu is held, nothing is appended.
 			ts, err := s.readingTS(st, first)
 			if err != nil {
