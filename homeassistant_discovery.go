@@ -27,7 +27,7 @@ var haUnits = map[string]string{
 	"k": "K", "kelvin": "K",
 	"%": "%", "%rh": "%", "%el": "%", "percent": "%",
 	"pa": "Pa", "hpa": "hPa", "kpa": "kPa", "mbar": "mbar", "bar": "bar", "mmhg": "mmHg", "inhg": "inHg", "psi": "psi",
-	"w": "W", "kw": "kW", "wh": "Wh", "kwh": "kWh", "mwh": "MWh",
+	"w": "W", "kw": "kW", "wh": "Wh", "kwh": "kWh",
 	"va": "VA", "var": "var",
 	"v": "V", "mv": "mV", "a": "A", "ma": "mA",
 	"lx": "lx", "lux": "lx",
@@ -36,6 +36,11 @@ var haUnits = map[string]string{
 	"\u03bcg/m³": "µg/m³", "\u03bcg/m3": "µg/m³", // Greek mu, as Home Assistant now writes it
 	"db": "dB", "dbm": "dBm", "hz": "Hz",
 }
+
+// haUnitsExact are units whose case matters (milli and mega): "mwh" could
+// be a battery's mWh or a plant's MWh, a factor of 10^9. Matched as sent;
+// any other spelling passes through without a device class.
+var haUnitsExact = map[string]string{"MWh": "MWh"}
 
 // haUnitClasses are the device classes a unit alone implies.
 var haUnitClasses = map[string]string{
@@ -78,7 +83,10 @@ var haBinaryNames = map[string]bool{
 // fails validation; an unknown unit is passed through without a class.
 func classify(sensor, unit string) haClass {
 	raw := strings.TrimSpace(unit)
-	u, known := haUnits[strings.ToLower(raw)]
+	u, known := haUnitsExact[raw]
+	if !known {
+		u, known = haUnits[strings.ToLower(raw)]
+	}
 	if !known {
 		u = raw
 	}

@@ -39,6 +39,11 @@ func TestClassify(t *testing.T) {
 		{"door/contact", "", haClass{"", "", ""}},
 		{"air/pm25", "\u03bcg/m³", haClass{"µg/m³", "pm25", "measurement"}},
 		{"meter/energy", "kWh", haClass{"kWh", "energy", "total_increasing"}},
+		// Milli and mega are told apart by case (the audit saw a battery's
+		// 3700 mWh announced as 3700 MWh).
+		{"plant/energy", "MWh", haClass{"MWh", "energy", "total_increasing"}},
+		{"pack/capacity", "mWh", haClass{"mWh", "", "measurement"}},
+		{"pack/capacity", "mwh", haClass{"mwh", "", "measurement"}},
 		{"meter-1/voltage", "V", haClass{"V", "voltage", "measurement"}},
 		{"sensor/voltage", "mV", haClass{"mV", "voltage", "measurement"}},
 		{"meter-1/current", "A", haClass{"A", "current", "measurement"}},
