@@ -58,6 +58,7 @@ const haPublishRate = 500
 type haPublisher struct {
 	cfg     HomeAssistantConfig
 	node    string // node id (topic-safe, validated by the config)
+	haNode  string // node id as Home Assistant ids allow it (haNodeID)
 	model   string
 	src     haSource
 	publish func(topic string, payload []byte) error // retained
@@ -137,7 +138,7 @@ func newHAPublisher(cfg HomeAssistantConfig, node, model string, src haSource,
 		return nil, fmt.Errorf("ferrite: homeassistant metrics: %w", err)
 	}
 	p := &haPublisher{
-		cfg: cfg, node: node, model: model, src: src, publish: publish, refresh: refresh,
+		cfg: cfg, node: node, haNode: haNodeID(node), model: model, src: src, publish: publish, refresh: refresh,
 		log:      log,
 		limit:    rate.NewLimiter(haPublishRate, 200),
 		m:        m,
@@ -362,7 +363,21 @@ func (p *haPublisher) send(ctx context.Context, kind, topic string, payload []by
 // Topics.
 
 func (p *haPublisher) configTopic(component, slug string) string {
-	return p.cfg.DiscoveryPrefix + "/" + component + "/" + p.node + "_" + slug + "/config"
+	return p.cfg.DiscoveryPrefix + "/" + component + "/" + p.haNode + "_" + slug + "/config"
+}
+
+// haNodeID is the node id as Home Assistant's discovery topics and unique
+// ids take it: [a-zA-Z0-9_-]+ as it is; anything else (a host name with
+// dots, "küche") slugged, with a hash of the id so that "gw.1" and "gw:1"
+// stay apart. Home Assistant ignores a discovery topic with other
+// characters.
+func haNodeID(node string) string {
+	for _, r := range node {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return slugify(node) + "_" + shortHash(node)
+		}
+	}
+	return node
 }
 
 func (p *haPublisher) sensorStateTopic(slug string) string {
@@ -383,7 +398,7 @@ func (p *haPublisher) baseConfig(component, slug, name, stateTopic, template str
 	id := slugify(p.node) + "_" + slug
 	return haConfig{
 		Name:                name,
-		UniqueID:            "ferrite_" + id,
+		UniqueID:            "ferrite_" + p.haNode + "_" + slug, // slugify(node) collides: gw-1, gw_1
 		ObjectID:            id,
 		DefaultEntityID:     component + "." + id,
 		StateTopic:          stateTopic,

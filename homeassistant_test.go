@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,27 @@ import (
 	pahov3 "github.com/eclipse/paho.mqtt.golang"
 	"github.com/ferrite-edge/ferrite/ingest"
 )
+
+// Home Assistant ignores discovery topics outside [a-zA-Z0-9_-], and
+// unique ids must differ between gateways (the audit found "gw.kitchen"
+// ignored and gw-1 / gw_1 colliding).
+func TestHANodeID(t *testing.T) {
+	valid := regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
+	seen := map[string]string{}
+	for _, node := range []string{"gw-1", "gw_1", "GW-1", "gw.1", "gw:1", "küche", "edge-001"} {
+		id := haNodeID(node)
+		if !valid.MatchString(id) {
+			t.Errorf("%q: %q is not a valid discovery id", node, id)
+		}
+		if other, dup := seen[id]; dup {
+			t.Errorf("%q and %q share %q", node, other, id)
+		}
+		seen[id] = node
+	}
+	if haNodeID("edge-001") != "edge-001" {
+		t.Error("a valid node id is changed")
+	}
+}
 
 func TestClassify(t *testing.T) {
 	for _, tc := range []struct {
@@ -228,7 +250,7 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 
 	const tempCfg = "homeassistant/sensor/gw-1_temp_002/config"
 	c := haConfigOf(t, ha.wait(t, 1, "temp-002 config", topicIs(tempCfg)))
-	if c["name"] != "temp-002" || c["unique_id"] != "ferrite_gw_1_temp_002" || c["object_id"] != "gw_1_temp_002" ||
+	if c["name"] != "temp-002" || c["unique_id"] != "ferrite_gw-1_temp_002" || c["object_id"] != "gw_1_temp_002" ||
 		c["default_entity_id"] != "sensor.gw_1_temp_002" || c["device_class"] != "temperature" ||
 		c["unit_of_measurement"] != "°C" || c["state_class"] != "measurement" ||
 		c["state_topic"] != "ferrite/gw-1/sensor/temp_002/state" || c["json_attributes_topic"] != c["state_topic"] ||
