@@ -1,8 +1,11 @@
 package ferrite
 
 import (
+	"bytes"
 	"encoding"
+	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"strconv"
 	"strings"
@@ -49,15 +52,27 @@ func joinPath(prefix, key string) string {
 // decodeYAML decodes a YAML document into c, recording problems and the
 // line of every key.
 func decodeYAML(data []byte, c *Config, p *problems) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	if err := dec.Decode(&doc); err != nil {
+		if !errors.Is(err, io.EOF) {
+			p.list = append(p.list, Problem{Msg: strings.TrimPrefix(err.Error(), "yaml: ")})
+		}
+		return // io.EOF: empty file, all defaults
+	}
+	if doc.Kind != 0 && len(doc.Content) > 0 {
+		decodeNode(doc.Content[0], reflect.ValueOf(c).Elem(), "", p)
+	}
+	// yaml.Unmarshal reads the first document only: a second one (after
+	// "---") would be ignored silently.
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		if len(extra.Content) > 0 && !isNull(extra.Content[0]) {
+			p.list = append(p.list, Problem{Line: extra.Content[0].Line, Msg: "a second YAML document (after ---): the configuration is one document"})
+		}
+	} else if !errors.Is(err, io.EOF) {
 		p.list = append(p.list, Problem{Msg: strings.TrimPrefix(err.Error(), "yaml: ")})
-		return
 	}
-	if doc.Kind == 0 || len(doc.Content) == 0 {
-		return // empty file: all defaults
-	}
-	decodeNode(doc.Content[0], reflect.ValueOf(c).Elem(), "", p)
 }
 
 func isNull(n *yaml.Node) bool {

@@ -59,6 +59,19 @@ func TestConfigAllowedLateness(t *testing.T) {
 	}
 }
 
+// A second YAML document was ignored silently, problems and all.
+func TestConfigSecondDocument(t *testing.T) {
+	_, err := ParseConfig([]byte("node_id: a\n---\nedge:\n  hub_ulr: x\n"), "test.yaml", nil)
+	if err == nil || !strings.Contains(err.Error(), "second YAML document") || !strings.Contains(err.Error(), "line 3") {
+		t.Fatalf("err = %v", err)
+	}
+	for _, ok := range []string{"node_id: a\n---\n", "---\nnode_id: a\n", "node_id: a\n...\n"} {
+		if _, err := ParseConfig([]byte(ok), "test.yaml", nil); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+}
+
 func TestConfigFull(t *testing.T) {
 	c := mustParse(t, `
 node_id: edge-001
