@@ -23,8 +23,10 @@ func (n *Node) applyRuntime() {
 func (n *Node) startMonitor(ctx context.Context) error {
 	cfg := n.cfg
 	st := n.store
+	rc := cfg.Edge.Resources // defaults applied before the YAML: a 0 there is meant
+	rc.ExplicitZeros()
 	opts := resources.Options{
-		Config:       cfg.Edge.Resources,
+		Config:       rc,
 		Logger:       n.log.With(LogKeyComponent, "resources"),
 		Registerer:   n.reg,
 		DataDir:      cfg.DataDir,

@@ -39,7 +39,7 @@ func (sc *SyncConfig) batchOptions() syncer.BatchOptions {
 		BatchOps:          sc.BatchOps,
 		Window:            sc.Window,
 		AckTimeout:        sc.AckTimeout.D(),
-		CompressThreshold: int(sc.CompressThreshold),
+		CompressThreshold: max(1, int(sc.CompressThreshold)), // 0: every body (the syncer's 0 is its default)
 	}
 }
 

@@ -26,7 +26,8 @@ type Config struct {
 	// 0 = bounded only by the filesystem's free space.
 	StorageLimit Bytes `yaml:"storage_limit"`
 	// DiskReserve is free filesystem space kept out of the store's capacity
-	// (Pebble compactions need room to write their output). Default 16 MiB.
+	// (Pebble compactions need room to write their output). Default 16 MiB;
+	// negative: none (a YAML 0 is mapped to it: see ExplicitZeros).
 	DiskReserve Bytes `yaml:"disk_reserve"`
 	// CPUBudget is low, medium or high (default high): see CPUBudget.
 	CPUBudget CPUBudget `yaml:"cpu_budget"`
@@ -112,8 +113,26 @@ func DefaultConfig() Config {
 	return c
 }
 
-// SetDefaults fills every zero field with its default.
+// ExplicitZeros marks the fields where 0 is a meaningful setting (no disk
+// reserve, no hysteresis margin) and not "use the default", for a Config
+// whose defaults were applied before its explicit values were decoded
+// (the YAML config): SetDefaults then keeps them at 0.
+func (c *Config) ExplicitZeros() {
+	if c.DiskReserve == 0 {
+		c.DiskReserve = -1
+	}
+	if c.Hysteresis.Margin == 0 {
+		c.Hysteresis.Margin = -1
+	}
+}
+
+// SetDefaults fills every zero field with its default; the negative
+// markers of ExplicitZeros become 0.
 func (c *Config) SetDefaults() {
+	defer func() {
+		c.DiskReserve = max(c.DiskReserve, 0)
+		c.Hysteresis.Margin = max(c.Hysteresis.Margin, 0)
+	}()
 	setDefault(&c.DiskReserve, 16<<20)
 	setDefault(&c.CPUBudget, CPUHigh)
 	setDefault(&c.SampleInterval, 5*time.Second)

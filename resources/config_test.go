@@ -178,3 +178,24 @@ func TestCPUBudget(t *testing.T) {
 		}
 	}
 }
+
+// A YAML disk_reserve or hysteresis margin of 0 means none; it used to be
+// replaced by the default when the monitor started (found by the config
+// audit). Unset fields of a Go caller's Config still take the defaults.
+func TestExplicitZeros(t *testing.T) {
+	c := DefaultConfig()
+	c.DiskReserve, c.Hysteresis.Margin = 0, 0
+	c.ExplicitZeros()
+	c.SetDefaults()
+	if c.DiskReserve != 0 || c.Hysteresis.Margin != 0 {
+		t.Fatalf("explicit zeros became reserve %v, margin %v", c.DiskReserve, c.Hysteresis.Margin)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var d Config
+	d.SetDefaults()
+	if d.DiskReserve != 16<<20 || d.Hysteresis.Margin != 5 {
+		t.Fatalf("defaults: reserve %v, margin %v", d.DiskReserve, d.Hysteresis.Margin)
+	}
+}
