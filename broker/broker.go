@@ -178,7 +178,9 @@ func New(opts Options) (*Broker, error) {
 	b.router = newRouter(opts.Commands, log.With("component", "router"), m, b.publishReply)
 	b.router.mayReply = func(cl *mqtt.Client, topic string) bool {
 		if topic == ReplyTopicPrefix+cl.ID {
-			return true // the client's own reply topic
+			// The client's own reply topic, unless its id makes it a
+			// filter ("a+b"): such a client needs an MQTT 5 response topic.
+			return !strings.ContainsAny(cl.ID, "+#")
 		}
 		return topic != "" && !strings.ContainsAny(topic, "+#\x00") && !strings.HasPrefix(topic, voidPrefix) &&
 			b.auth.Authorize(clientInfo(cl), topic, true)

@@ -69,6 +69,7 @@ const (
 	cmdBusy       = "busy"
 	cmdBadRequest = "bad_request"
 	cmdDenied     = "denied"
+	cmdTooLarge   = "too_large" // the reply exceeded the client's maximum packet size
 	// metric label for requests that name no registered command, so clients
 	// cannot grow the label set.
 	unknownCommandLabel = "_unknown"
@@ -89,6 +90,7 @@ type job struct {
 	replyTopic  string
 	correlation []byte
 	qos         byte
+	maxPacket   uint32 // the client's MQTT 5 Maximum Packet Size (0: none)
 }
 
 // Router executes the commands published on CommandTopic on a bounded pool
@@ -279,6 +281,9 @@ func (r *Router) submitFromClient(cl *mqtt.Client, pk *packets.Packet) {
 		client:  clientInfo(cl),
 		qos:     min(pk.FixedHeader.Qos, 1),
 	}
+	if cl.Properties.ProtocolVersion == 5 {
+		j.maxPacket = cl.Properties.Props.MaximumPacketSize
+	}
 	if cl.Properties.ProtocolVersion == 5 && pk.Properties.ResponseTopic != "" {
 		j.replyTopic = pk.Properties.ResponseTopic
 		j.correlation = pk.Properties.CorrelationData
@@ -348,7 +353,22 @@ func (r *Router) reply(j *job, res any, err error) {
 	if err != nil {
 		body, _ = json.Marshal(errorReply{Error: replyError(err)})
 	}
+	if n := replyPacketSize(j, body); j.maxPacket > 0 && n > int(j.maxPacket) {
+		// The broker would drop it for this client without a word: say so
+		// in a reply that fits.
+		r.metrics.commands.WithLabelValues(unknownCommandLabel, cmdTooLarge).Inc()
+		body, _ = json.Marshal(errorReply{Error: fmt.Sprintf(
+			"reply of %d bytes exceeds your maximum packet size %d: ask for less (SCAN with COUNT, a narrower pattern)", n, j.maxPacket)})
+	}
 	r.publish(j.replyTopic, body, j.qos, j.correlation)
+}
+
+// replyPacketSize bounds the size of the PUBLISH carrying body to j's
+// client: fixed header, topic, packet id, properties (correlation data,
+// content type) and payload.
+func replyPacketSize(j *job, body []byte) int {
+	const overhead = 5 + 2 + 2 + 4 + 3 + 32 // header, lengths, id, property lengths, content type
+	return overhead + len(j.replyTopic) + len(j.correlation) + len(body)
 }
 
 // commandInfo is one entry of the COMMAND reply.

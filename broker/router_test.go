@@ -273,6 +273,45 @@ func TestRouterOverMQTT5(t *testing.T) {
 	}
 }
 
+// A reply larger than the client's Maximum Packet Size was dropped by the
+// broker without a word (found by the config and command audit): the
+// client gets an error that fits instead.
+func TestRouterReplyBeyondMaximumPacketSize(t *testing.T) {
+	b := startBroker(t, Options{})
+	recv := make(chan *paho.Publish, 8)
+	c := newV5(tcpDial(t, b.Addr()), "small", recv)
+	maxPacket := uint32(256)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if _, err := c.Connect(ctx, &paho.Connect{ClientID: "small", KeepAlive: 30, CleanStart: true,
+		Properties: &paho.ConnectProperties{MaximumPacketSize: &maxPacket}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Disconnect(&paho.Disconnect{}) })
+	v5Subscribe(t, c, "reply/me", 1)
+	if got := request(t, c, recv, "PING "+strings.Repeat("x", 100), "1"); got["value"] != strings.Repeat("x", 100) {
+		t.Fatalf("a reply that fits: %v", got)
+	}
+	got := request(t, c, recv, "PING "+strings.Repeat("x", 1000), "2")
+	if e, _ := got["error"].(string); !strings.Contains(e, "maximum packet size 256") {
+		t.Fatalf("a reply too large: %v", got)
+	}
+	if n := counterValue(b.metrics.commands.WithLabelValues(unknownCommandLabel, cmdTooLarge)); n != 1 {
+		t.Fatalf("too_large = %v", n)
+	}
+}
+
+// A 3.1.1 client whose id holds a wildcard cannot have its own reply
+// topic: its command is refused and logged, not answered into the void.
+func TestRouterWildcardClientID(t *testing.T) {
+	b := startBroker(t, Options{})
+	c := v3Client(t, "tcp://"+b.Addr(), "a+b")
+	c.Publish(CommandTopic, 1, false, "PING").WaitTimeout(waitTimeout)
+	eventually(t, "the refusal counted", func() bool {
+		return counterValue(b.metrics.commands.WithLabelValues(unknownCommandLabel, cmdBadRequest)) == 1
+	})
+}
+
 func TestRouterMQTT311Fallback(t *testing.T) {
 	b := startBroker(t, Options{})
 	c := v3Client(t, "tcp://"+b.Addr(), "dev-7")
