@@ -19,6 +19,9 @@ func envKey(path string) string {
 type envLeaf struct {
 	path string
 	v    reflect.Value
+	// structured: a list or map of settings (ingest.rules,
+	// broker.auth.command_roles...), which a variable cannot express.
+	structured bool
 }
 
 // envLeaves lists every scalar setting of v (recursively), derived from the
@@ -39,9 +42,8 @@ func envLeaves(v reflect.Value, prefix string, out map[string]envLeaf) {
 		case ft.Kind() == reflect.Struct:
 			envLeaves(fv, path, out)
 			continue
-		case ft.Kind() == reflect.Map:
-			continue
-		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
+		case ft.Kind() == reflect.Map, ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
+			out[envKey(path)] = envLeaf{path: path, structured: true}
 			continue
 		}
 		out[envKey(path)] = envLeaf{path: path, v: fv}
@@ -54,8 +56,10 @@ func EnvVars() []string {
 	c := DefaultConfig()
 	envLeaves(reflect.ValueOf(c).Elem(), "", leaves)
 	names := make([]string, 0, len(leaves))
-	for k := range leaves {
-		names = append(names, k)
+	for k, l := range leaves {
+		if !l.structured {
+			names = append(names, k)
+		}
 	}
 	sort.Strings(names)
 	return names
@@ -77,6 +81,10 @@ func applyEnv(c *Config, environ []string, p *problems) (unknown []string) {
 			continue
 		}
 		p.envs[leaf.path] = name
+		if leaf.structured {
+			p.add(leaf.path, "a list or map of settings cannot be set from the environment: set it in the config file")
+			continue
+		}
 		if err := setScalar(leaf.v, value); err != nil {
 			p.add(leaf.path, "%v", err)
 		}

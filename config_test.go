@@ -352,3 +352,19 @@ func TestLoadConfigSaysItReadsYAML(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A variable naming a list or map of settings is a problem, not a warning
+// that it "matches no config key" (found by the config audit).
+func TestConfigEnvStructuredKeys(t *testing.T) {
+	for _, v := range []string{"FERRITE_INGEST_RULES=x", "FERRITE_BROKER_AUTH_COMMAND_ROLES=x", "FERRITE_EDGE_CONFLICT_RULES=x"} {
+		_, err := ParseConfig(nil, "test.yaml", []string{v})
+		if err == nil || !strings.Contains(err.Error(), "cannot be set from the environment") {
+			t.Errorf("%s: %v", v, err)
+		}
+	}
+	for _, name := range EnvVars() {
+		if name == "FERRITE_INGEST_RULES" {
+			t.Error("EnvVars lists FERRITE_INGEST_RULES")
+		}
+	}
+}
