@@ -122,7 +122,9 @@ func decodeNode(n *yaml.Node, v reflect.Value, path string, p *problems) {
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, item := range n.Content {
-			decodeNode(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i), p)
+			ip := fmt.Sprintf("%s[%d]", path, i)
+			p.lines[ip] = item.Line // problems of a whole item (ingest.rules[2]) name its line
+			decodeNode(item, s.Index(i), ip, p)
 		}
 		v.Set(s)
 	case reflect.Map:

@@ -72,7 +72,9 @@ type problems struct {
 }
 
 func (p *problems) add(path, format string, args ...any) {
-	p.list = append(p.list, Problem{Path: path, Line: p.lines[path], EnvVar: p.envs[path], Msg: fmt.Sprintf(format, args...)})
+	// One problem per line of output: joined errors become "; ".
+	msg := strings.ReplaceAll(fmt.Sprintf(format, args...), "\n", "; ")
+	p.list = append(p.list, Problem{Path: path, Line: p.lines[path], EnvVar: p.envs[path], Msg: msg})
 }
 
 // in returns a helper that reports problems under the key prefix.

@@ -368,3 +368,29 @@ func TestConfigEnvStructuredKeys(t *testing.T) {
 		}
 	}
 }
+
+// Problems of a list item carry its line, one line each (found by the
+// config audit: ingest.rules problems had no line, and two faults of one
+// rule printed as two lines of one problem).
+func TestConfigListItemProblems(t *testing.T) {
+	_, err := ParseConfig([]byte("ingest:\n  rules:\n    - name: ok\n      topic: a/{id}\n      sensor_id: \"{id}\"\n    - name: bad\n      topic: \"\"\n      format: nope\n"), "test.yaml", nil)
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	var ce *ConfigError
+	if !errors.As(err, &ce) {
+		t.Fatalf("%T %v", err, err)
+	}
+	found := false
+	for _, p := range ce.Problems {
+		if strings.HasPrefix(p.Path, "ingest.rules[1]") {
+			found = true
+			if p.Line != 6 || strings.Contains(p.Msg, "\n") {
+				t.Errorf("problem %+v: want line 6, one line", p)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no problem for ingest.rules[1]: %v", err)
+	}
+}
