@@ -81,7 +81,13 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		for _, w := range cfg.Warnings() {
 			fmt.Fprintf(stderr, "ferrite: warning: %s\n", w)
 		}
-		out, err := cfg.Marshal()
+		// Secrets are not printed: the output ends up in terminals, logs
+		// and bug reports.
+		shown := *cfg
+		if shown.Sync.Password != "" {
+			shown.Sync.Password = redacted
+		}
+		out, err := shown.Marshal()
 		if err != nil {
 			fmt.Fprintf(stderr, "ferrite: %v\n", err)
 			return exitFailure
@@ -96,6 +102,9 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	}
 	return serve(cfg, stderr)
 }
+
+// redacted replaces a secret in the printed configuration.
+const redacted = "(redacted)"
 
 func describe(path string) string {
 	if path == "" {

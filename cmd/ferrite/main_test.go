@@ -32,6 +32,7 @@ func TestRunExitCodes(t *testing.T) {
 		{"check bad", []string{"--check-config", "--config", bad}, nil, exitUsage, "", "line 4: edge.nope: unknown key"},
 		{"check env", []string{"--check-config"}, []string{"FERRITE_MODE=moon"}, exitUsage, "", "FERRITE_MODE: mode"},
 		{"typo warning", []string{"--check-config"}, []string{"FERRITE_NODEID=x"}, exitOK, "", "FERRITE_NODEID matches no config key"},
+		{"no secrets printed", []string{"--check-config"}, []string{"FERRITE_SYNC_PASSWORD=s3cret"}, exitOK, "password: (redacted)", ""},
 		{"missing file", []string{"--config", filepath.Join(dir, "nope.yaml")}, nil, exitUsage, "", "no such file"},
 	}
 	for _, tc := range cases {
