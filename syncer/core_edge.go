@@ -533,6 +533,18 @@ func (c *edgeCore) Overflow(now time.Time, n, upTo uint64) {
 	c.pumpUp(now)
 }
 
+// NoHub reports that an edge without a hub dropped its own ops up to upTo
+// from the queue: they are pruned at once, and should a hub be configured
+// later, the first sync sends full state.
+func (c *edgeCore) NoHub(upTo uint64) {
+	if !c.st.NeedFullUp {
+		c.st.NeedFullUp = true
+		c.emit(actPersist{urgent: true})
+	}
+	c.st.DropUpTo = max(c.st.DropUpTo, upTo)
+	c.emit(actPrune{upTo: upTo})
+}
+
 func (c *edgeCore) startFullUp() {
 	c.snapSeqGen++
 	c.fu = fullSend{active: true, snapshot: c.snapSeqGen}

@@ -356,6 +356,14 @@ func (r *edgeRun) scanQueue(ctx context.Context) error {
 		}
 		r.queue.scanned = next
 	}
+	if r.opts.HubURL == "" {
+		// No hub: nothing will ever read the queue, and it would hold up
+		// to QueueCapacity ops (values included) of the device's storage.
+		if n := r.queue.len(); n > 0 {
+			r.core.NoHub(r.queue.dropOldest(n))
+		}
+		return nil
+	}
 	if n := overflowDrop(r.queue.len(), r.opts.QueueCapacity); n > 0 {
 		upTo := r.queue.dropOldest(n)
 		r.e.m.dropped.Add(float64(n))

@@ -323,3 +323,31 @@ func TestOnApplied(t *testing.T) {
 		t.Fatal("OnApplied not called")
 	}
 }
+
+// An edge without a hub kept up to QueueCapacity ops (values included)
+// that nothing would ever read, so a small device filled its storage with
+// them (found by the resources audit). It prunes them at once; given a hub
+// later, its first sync sends full state.
+func TestNoHubKeepsNoQueue(t *testing.T) {
+	res := crdt.Resolver{Default: crdt.CrdtMerge}
+	e := newReplica(t, "edge-1", crdt.RoleEdge, res)
+	e.startEdge("")
+	ctx := context.Background()
+	for i := range 50 {
+		check(t, e.st.Set(ctx, fmt.Sprintf("k%d", i), []byte("v")))
+	}
+	waitFor(t, 5*time.Second, func() (bool, string) {
+		return e.st.PrunedSeq() == e.st.LastSeq(), fmt.Sprintf("op log %d..%d", e.st.OldestSeq(), e.st.LastSeq())
+	})
+	e.stopSync()
+	b := startEmbedded(t)
+	hub := newReplica(t, "hub", crdt.RoleHub, res)
+	hub.startHub(b.url)
+	e.startEdge(b.url)
+	waitConverged(t, 10*time.Second, hub, e)
+	n, err := hub.st.DBSize(ctx)
+	check(t, err)
+	if n != 50 {
+		t.Fatalf("hub has %d keys, want 50", n)
+	}
+}
