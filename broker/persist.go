@@ -37,6 +37,9 @@ import (
 // it). A nil record deletes the key.
 type StateStore interface {
 	SetBrokerRecord(ctx context.Context, key string, rec []byte) error
+	// SetBrokerMeta stores small bookkeeping records (sessions,
+	// subscriptions) even while the store refuses writes.
+	SetBrokerMeta(ctx context.Context, key string, rec []byte) error
 	DeleteBrokerRecords(ctx context.Context, prefix string) error
 	BrokerRecords(ctx context.Context, prefix string, fn func(key string, rec []byte) error) error
 }
@@ -177,7 +180,12 @@ func (h *persistHook) count(kind, result string, n int) {
 func (h *persistHook) set(key string, rec []byte) {
 	ctx := h.b.ctx
 	kind := key[:1]
-	err := h.b.state.SetBrokerRecord(ctx, key, rec)
+	var err error
+	if kind == kindSession || kind == kindSubscription {
+		err = h.b.state.SetBrokerMeta(ctx, key, rec)
+	} else {
+		err = h.b.state.SetBrokerRecord(ctx, key, rec)
+	}
 	switch {
 	case err != nil:
 		h.count(kind, persistFailed, 1)

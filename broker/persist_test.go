@@ -211,6 +211,31 @@ func brokerRecords(t *testing.T, st *store.Store, prefix string) []string {
 // and the QoS 1 message queued for it while it was away. Sessions that end
 // with their connection are never written, and a clean start forgets a
 // stored session.
+// At the Critical resource level the store refuses writes; a session's
+// record was refused too, and the old one deleted, so a restart lost
+// persistent sessions (from the resources audit). Sessions and
+// subscriptions are bookkeeping, stored even then.
+func TestSessionPersistedWhileWritesRefused(t *testing.T) {
+	st := openStateStore(t)
+	st.SetRefuseWrites("critical: disk")
+	b, stop := runPersistBroker(t, st, DefaultLimits())
+	keeper, _ := connectPersistent(t, b.Addr(), "keeper", true, 3600, nil)
+	v5Subscribe(t, keeper, "q/#", 1)
+	_ = keeper.Disconnect(&paho.Disconnect{})
+	eventually(t, "keeper offline", func() bool {
+		cl, ok := b.server.Clients.Get("keeper")
+		return ok && cl.Closed()
+	})
+	eventually(t, "session and subscription stored", func() bool {
+		return len(brokerRecords(t, st, kindSession)) == 1 && len(brokerRecords(t, st, kindSubscription)) == 1
+	})
+	stop()
+	b2, _ := runPersistBroker(t, st, DefaultLimits())
+	if _, ca := connectPersistent(t, b2.Addr(), "keeper", false, 3600, nil); !ca.SessionPresent {
+		t.Fatal("session lost across a restart at Critical")
+	}
+}
+
 func TestPersistentSessionSurvivesRestart(t *testing.T) {
 	st := openStateStore(t)
 	b, stop := runPersistBroker(t, st, DefaultLimits())

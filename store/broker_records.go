@@ -28,10 +28,28 @@ func brokerKey(key string) []byte {
 // resource monitor's Critical level) or the storage limit is reached;
 // deleting always works.
 func (s *Store) SetBrokerRecord(ctx context.Context, key string, rec []byte) error {
+	return s.setBrokerRecord(ctx, key, rec, rec != nil)
+}
+
+// maxBrokerMeta bounds a record SetBrokerMeta stores.
+const maxBrokerMeta = 16 << 10
+
+// SetBrokerMeta is SetBrokerRecord for the broker's small bookkeeping
+// records (a session, a subscription: at most 16 KiB), which are stored
+// even while writes are refused, as the syncer's state is: refusing them
+// at Critical would lose persistent sessions at the next restart.
+func (s *Store) SetBrokerMeta(ctx context.Context, key string, rec []byte) error {
+	if len(rec) > maxBrokerMeta {
+		return fmt.Errorf("%w: broker bookkeeping record of %d bytes (max %d)", ErrValueTooLarge, len(rec), maxBrokerMeta)
+	}
+	return s.setBrokerRecord(ctx, key, rec, false)
+}
+
+func (s *Store) setBrokerRecord(ctx context.Context, key string, rec []byte, grows bool) error {
 	if key == "" || len(key) > maxBrokerKey {
 		return fmt.Errorf("%w: broker record key of %d bytes", ErrSyntax, len(key))
 	}
-	if err := s.checkWrite(ctx, rec != nil); err != nil {
+	if err := s.checkWrite(ctx, grows); err != nil {
 		return err
 	}
 	if err := s.enter(); err != nil {
