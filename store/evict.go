@@ -35,8 +35,14 @@ type EvictResult struct {
 	Bytes    int64 // bytes freed, estimated from record sizes
 }
 
-// evictScan bounds the TTL index entries one Evict call inspects.
-const evictScan = 4096
+// evictScan bounds the evictable keys one Evict call collects, and
+// evictScanMax the TTL index entries it inspects for them (keys not yet
+// acknowledged upstream are skipped: thousands of them ahead in the index
+// must not hide the evictable ones behind).
+const (
+	evictScan    = 4096
+	evictScanMax = 64 * evictScan
+)
 
 // Evict frees about want bytes of evictable data and reports what it freed
 // (possibly less: only evictable data is touched).
@@ -79,11 +85,21 @@ func (s *Store) evictKeys(ctx context.Context, want int64) (int, int64, error) {
 		return 0, 0, err
 	}
 	hasTTL := make(map[string]bool)
-	for it.First(); it.Valid() && len(hasTTL) < evictScan; it.Next() {
+	examined := 0
+	for it.First(); it.Valid() && len(hasTTL) < evictScan && examined < evictScanMax; it.Next() {
+		examined++
 		_, key, ok := parseTTLKey(it.Key())
 		if !ok {
 			_ = it.Close()
 			return 0, 0, fmt.Errorf("%w: ttl key %x", ErrCorrupt, it.Key())
+		}
+		info, err := s.entryInfo(key)
+		if err != nil {
+			_ = it.Close()
+			return 0, 0, err
+		}
+		if !s.isSynced(info.seq) {
+			continue
 		}
 		hasTTL[key] = true
 		if !s.cache.contains(key) {

@@ -76,6 +76,26 @@ func TestHubEvictsNoKeys(t *testing.T) {
 	}
 }
 
+// Synced keys behind more than evictScan unsynced ones in the TTL index
+// (sooner to expire) were never found (from the resources audit).
+func TestEvictFindsSyncedBehindUnsynced(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	for i := range 100 {
+		_, err := s.SetWith(ctx, fmt.Sprint("synced", i), make([]byte, 100), SetOptions{TTL: 24 * time.Hour})
+		check(t, err)
+	}
+	check(t, s.SyncWAL(ctx))
+	check(t, s.MarkSynced(ctx, s.LastSeq()))
+	for i := range evictScan + 100 {
+		_, err := s.SetWith(ctx, fmt.Sprint("unsynced", i), []byte("v"), SetOptions{TTL: time.Hour})
+		check(t, err)
+	}
+	if res := must[EvictResult](t)(s.Evict(ctx, 5000)); res.Keys == 0 {
+		t.Fatalf("evicted %+v: the synced keys were not found", res)
+	}
+}
+
 func boolToInt(b bool) int {
 	if b {
 		return 1
