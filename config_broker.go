@@ -96,6 +96,9 @@ func (b *BrokerConfig) validate(s section, _ *Config) {
 		durationRange(ls, "message_expiry", l.MessageExpiry, time.Second, 100*365*24*time.Hour)
 	}
 	durationRange(ls, "max_keepalive", l.MaxKeepalive, 0, math.MaxUint16*time.Second)
+	if d := l.MaxKeepalive.D(); d > 0 && d < time.Second {
+		ls.add("max_keepalive", "%s is below the 1s resolution of MQTT keepalives (0 means no cap)", l.MaxKeepalive)
+	}
 	durationRange(ls, "connect_timeout", l.ConnectTimeout, time.Millisecond, time.Hour)
 	durationRange(ls, "handler_timeout", l.HandlerTimeout, time.Millisecond, time.Hour)
 	if r := l.MaxPublishRate; r < 0 || r > 1e9 || math.IsNaN(r) {

@@ -394,3 +394,16 @@ func TestConfigListItemProblems(t *testing.T) {
 		t.Fatalf("no problem for ingest.rules[1]: %v", err)
 	}
 }
+
+// A sub-second max_keepalive became 0 ("no cap") in the broker; ranges
+// were printed with "1d", which no duration accepts (config audit).
+func TestConfigKeepaliveAndRangeText(t *testing.T) {
+	_, err := ParseConfig([]byte("broker: {limits: {max_keepalive: 500ms}}\n"), "test.yaml", nil)
+	if err == nil || !strings.Contains(err.Error(), "max_keepalive") {
+		t.Fatalf("500ms: %v", err)
+	}
+	_, err = ParseConfig([]byte("ingest: {late_horizon: 1000h}\n"), "test.yaml", nil)
+	if err == nil || !strings.Contains(err.Error(), "720h]") {
+		t.Fatalf("range text: %v", err)
+	}
+}

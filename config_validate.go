@@ -30,8 +30,8 @@ func durationRange(s section, key string, d Duration, lo, hi time.Duration) {
 }
 
 func fmtDuration(d time.Duration) string {
-	if d >= 24*time.Hour && d%(24*time.Hour) == 0 {
-		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	if d >= time.Hour && d%time.Hour == 0 {
+		return fmt.Sprintf("%dh", d/time.Hour) // as it is written ("1d" is not a duration)
 	}
 	return d.String()
 }
