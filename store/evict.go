@@ -127,7 +127,10 @@ func (s *Store) evictKeys(ctx context.Context, want int64) (int, int64, error) {
 		if !s.isSynced(info.seq) || info.expireAt == 0 {
 			continue
 		}
-		freed += int64(info.size)
+		// The delete leaves its op (until the hub acknowledges it and the
+		// log is pruned) and a tombstone record: for small values the
+		// disk grows at first, so count only what is really freed.
+		freed += max(0, int64(info.size)-evictOverhead(key))
 		seq := info.seq
 		reqs = append(reqs, &writeReq{key: key, build: func(w *keyWriter) error {
 			// Re-check under wmu: the key may have changed meanwhile.
@@ -145,6 +148,10 @@ func (s *Store) evictKeys(ctx context.Context, want int64) (int, int64, error) {
 	}
 	return len(reqs), freed, nil
 }
+
+// evictOverhead estimates what deleting key writes: its op (key, dot,
+// stamp, framing) and its tombstone record (key, dot).
+func evictOverhead(key string) int64 { return int64(2*len(key)) + 64 }
 
 type entryInfo struct {
 	seq      uint64

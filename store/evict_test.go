@@ -25,7 +25,7 @@ func TestEvictNeverRemovesUnsynced(t *testing.T) {
 	check(t, s.SyncWAL(ctx))
 	check(t, s.MarkSynced(ctx, 20))
 	res = must[EvictResult](t)(s.Evict(ctx, 1<<20))
-	if res.Keys != 10 || res.Bytes < 1000 {
+	if res.Keys != 10 || res.Bytes < 500 { // net of each delete's op and tombstone
 		t.Fatalf("evicted %+v, want the 10 synced TTL keys", res)
 	}
 	for i := range 20 {
