@@ -70,6 +70,9 @@ func (ic *IngestConfig) validate(s section, _ *Config) {
 	if len(ic.BucketWidths) == 0 {
 		s.add("bucket_widths", "must list at least one width")
 	}
+	if n := len(ic.BucketWidths); n > ingest.MaxBucketWidths {
+		s.add("bucket_widths", "%d widths (at most %d)", n, ingest.MaxBucketWidths)
+	}
 	for i, w := range ic.BucketWidths {
 		d := time.Duration(w)
 		if d < time.Second || d > 24*time.Hour || d%time.Second != 0 || (24*time.Hour)%d != 0 {

@@ -72,6 +72,9 @@ func (c *AggregatorConfig) ensureDefaults() {
 // Validate reports every problem at once.
 func (c *AggregatorConfig) Validate() error {
 	var errs []error
+	if len(c.Widths) > maxStateMarks {
+		errs = append(errs, fmt.Errorf("%w: %d bucket widths (at most %d)", ErrInvalidOptions, len(c.Widths), maxStateMarks))
+	}
 	seen := map[time.Duration]bool{}
 	for _, w := range c.Widths {
 		if w < time.Second || w > 24*time.Hour || w%time.Second != 0 || (24*time.Hour)%w != 0 {

@@ -200,7 +200,15 @@ func TestAggregatorConfigValidate(t *testing.T) {
 		{Widths: []time.Duration{1500 * time.Millisecond}},
 		{Widths: []time.Duration{time.Minute, time.Minute}},
 		{Widths: []time.Duration{48 * time.Hour}},
+		// More widths than a checkpoint holds watermarks for (17 crashed
+		// the tick, found by review).
+		{Widths: []time.Duration{1, 2, 3, 4, 5, 6, 8, 9, 10, 12, 15, 16, 18, 20, 24, 25, 30}},
 	} {
+		for i := range cfg.Widths {
+			if cfg.Widths[i] < time.Millisecond {
+				cfg.Widths[i] *= time.Second
+			}
+		}
 		if _, err := NewEdgeAggregator(cfg); !errors.Is(err, ErrInvalidOptions) {
 			t.Errorf("%+v: err = %v", cfg, err)
 		}

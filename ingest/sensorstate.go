@@ -62,6 +62,10 @@ func (i *SensorInfo) add(v float64, ts, received time.Time, unit string) {
 	}
 }
 
+// MaxBucketWidths bounds the bucket widths (each sensor's checkpoint holds
+// one watermark per width).
+const MaxBucketWidths = 16
+
 // sensorState is the in-memory state of one sensor.
 type sensorState struct {
 	info SensorInfo
@@ -100,7 +104,7 @@ func (st *sensorState) counted(r *Reading, now time.Time) {
 
 const (
 	stateVersion  = 1
-	maxStateMarks = 16
+	maxStateMarks = MaxBucketWidths
 	maxUnitLen    = MaxUnitLen
 )
 
@@ -125,7 +129,7 @@ func encodeState(st *sensorState, widths []int64) []byte {
 			n++
 		}
 	}
-	retired := st.retired[:min(len(st.retired), maxStateMarks-n)]
+	retired := st.retired[:min(len(st.retired), max(0, maxStateMarks-n))]
 	b = binary.AppendUvarint(b, uint64(n+len(retired)))
 	for i, m := range st.marks {
 		if m != 0 {
