@@ -212,23 +212,34 @@ func brokerRecords(t *testing.T, st *store.Store, prefix string) []string {
 // with their connection are never written, and a clean start forgets a
 // stored session.
 // At the Critical resource level the store refuses writes; a session's
-// record was refused too, and the old one deleted, so a restart lost
-// persistent sessions (from the resources audit). Sessions and
-// subscriptions are bookkeeping, stored even then.
+// update was refused too, and the old record deleted, so a restart lost
+// persistent sessions (from the resources audit). Updates of stored
+// sessions go through; new sessions are refused, so clients cannot grow
+// the store past its limit.
 func TestSessionPersistedWhileWritesRefused(t *testing.T) {
 	st := openStateStore(t)
-	st.SetRefuseWrites("critical: disk")
 	b, stop := runPersistBroker(t, st, DefaultLimits())
 	keeper, _ := connectPersistent(t, b.Addr(), "keeper", true, 3600, nil)
 	v5Subscribe(t, keeper, "q/#", 1)
+	eventually(t, "session stored", func() bool { return len(brokerRecords(t, st, kindSession)) == 1 })
+	st.SetRefuseWrites("critical: disk")
 	_ = keeper.Disconnect(&paho.Disconnect{})
 	eventually(t, "keeper offline", func() bool {
 		cl, ok := b.server.Clients.Get("keeper")
 		return ok && cl.Closed()
 	})
-	eventually(t, "session and subscription stored", func() bool {
-		return len(brokerRecords(t, st, kindSession)) == 1 && len(brokerRecords(t, st, kindSubscription)) == 1
+	keeper, _ = connectPersistent(t, b.Addr(), "keeper", false, 3600, nil) // resumes: updates the record
+	_ = keeper.Disconnect(&paho.Disconnect{})
+	newcomer, _ := connectPersistent(t, b.Addr(), "newcomer", true, 3600, nil)
+	_ = newcomer.Disconnect(&paho.Disconnect{})
+	eventually(t, "both offline", func() bool {
+		k, ok1 := b.server.Clients.Get("keeper")
+		n, ok2 := b.server.Clients.Get("newcomer")
+		return ok1 && ok2 && k.Closed() && n.Closed()
 	})
+	if got := brokerRecords(t, st, kindSession); len(got) != 1 || len(brokerRecords(t, st, kindSubscription)) != 1 {
+		t.Fatalf("sessions stored at Critical: %q (want keeper's only)", got)
+	}
 	stop()
 	b2, _ := runPersistBroker(t, st, DefaultLimits())
 	if _, ca := connectPersistent(t, b2.Addr(), "keeper", false, 3600, nil); !ca.SessionPresent {

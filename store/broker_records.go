@@ -31,18 +31,30 @@ func (s *Store) SetBrokerRecord(ctx context.Context, key string, rec []byte) err
 	return s.setBrokerRecord(ctx, key, rec, rec != nil)
 }
 
-// maxBrokerMeta bounds a record SetBrokerMeta stores.
+// maxBrokerMeta bounds a record SetBrokerMeta stores past a refusal.
 const maxBrokerMeta = 16 << 10
 
-// SetBrokerMeta is SetBrokerRecord for the broker's small bookkeeping
-// records (a session, a subscription: at most 16 KiB), which are stored
-// even while writes are refused, as the syncer's state is: refusing them
-// at Critical would lose persistent sessions at the next restart.
+// SetBrokerMeta is SetBrokerRecord for the broker's bookkeeping records
+// (sessions, subscriptions): an update of an existing record of at most
+// 16 KiB is stored even while writes are refused, as the syncer's state
+// is, since refusing it at Critical would lose the persistent session at
+// the next restart. New records and larger ones (a session with a large
+// will) are refused as SetBrokerRecord refuses them, so no client can
+// grow the store past its limit by opening sessions.
 func (s *Store) SetBrokerMeta(ctx context.Context, key string, rec []byte) error {
-	if len(rec) > maxBrokerMeta {
-		return fmt.Errorf("%w: broker bookkeeping record of %d bytes (max %d)", ErrValueTooLarge, len(rec), maxBrokerMeta)
+	grows := rec != nil
+	if grows && len(rec) <= maxBrokerMeta {
+		if err := s.enter(); err != nil {
+			return err
+		}
+		_, closer, err := s.db.Get(brokerKey(key))
+		s.leave()
+		if err == nil {
+			_ = closer.Close()
+			grows = false // an update of a record already stored
+		}
 	}
-	return s.setBrokerRecord(ctx, key, rec, false)
+	return s.setBrokerRecord(ctx, key, rec, grows)
 }
 
 func (s *Store) setBrokerRecord(ctx context.Context, key string, rec []byte, grows bool) error {
