@@ -187,6 +187,27 @@ func TestEvictKeepsReadingsStoredAfterTheMark(t *testing.T) {
 	}
 }
 
+// The ring position of the last MarkAggregated survives a reopen: kept
+// in memory only, a quiet sensor's summarised readings could never be
+// dropped again after a restart (found by review).
+func TestEvictReadingsAfterReopen(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	opts := func(o *Options) { o.Dir, o.NoUpstream = dir, true }
+	s := openTest(t, opts)
+	var rs []Reading
+	for i := range 100 {
+		rs = append(rs, Reading{Sensor: "q", TS: int64(1000 + i), Value: 1})
+	}
+	check(t, s.AppendReadings(ctx, rs))
+	check(t, s.MarkAggregated(ctx, "q", 5000))
+	check(t, s.Close())
+	s = openTest(t, opts)
+	if res := must[EvictResult](t)(s.Evict(ctx, 1<<30)); res.Readings != 100 {
+		t.Fatalf("after a reopen: %+v, want the 100 summarised readings", res)
+	}
+}
+
 func TestCompactAndDiskUsage(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t)

@@ -51,8 +51,7 @@ type sensorState struct {
 	aggSeq uint64 // op seq covering AggregatedBefore
 	// aggNext is next at the last MarkAggregated: only readings stored
 	// before it can be summarised by it (a late reading stored after it,
-	// with a time before AggregatedBefore, is not yet). In memory only: 0
-	// after open, so nothing is dropped until the next MarkAggregated.
+	// with a time before AggregatedBefore, is not yet).
 	aggNext uint64
 	// stored: the registry record exists in Pebble. dirty: the record is
 	// behind (Total, LastTS, next): it is rewritten by flushSensors, and
@@ -84,10 +83,12 @@ func decodeReading(b []byte) (ts int64, v float64, err error) {
 }
 
 // sensor info record: version, uvarint first, next, total, varint aggBefore,
-// uvarint aggSeq, varint lastTS, uvarint len(unit), unit.
+// uvarint aggSeq, varint lastTS, uvarint len(unit), unit; version 2 adds
+// uvarint aggNext (a version 1 record reads as aggNext = next: its
+// readings were all stored before the layout knew better).
 func encodeSensorInfo(st *sensorState) []byte {
-	b := make([]byte, 0, 48+len(st.info.Unit))
-	b = append(b, 1)
+	b := make([]byte, 0, 56+len(st.info.Unit))
+	b = append(b, 2)
 	b = binary.AppendUvarint(b, st.first)
 	b = binary.AppendUvarint(b, st.next)
 	b = binary.AppendUvarint(b, uint64(st.info.Total))
@@ -95,12 +96,14 @@ func encodeSensorInfo(st *sensorState) []byte {
 	b = binary.AppendUvarint(b, st.aggSeq)
 	b = binary.AppendVarint(b, st.info.LastTS)
 	b = binary.AppendUvarint(b, uint64(len(st.info.Unit)))
-	return append(b, st.info.Unit...)
+	b = append(b, st.info.Unit...)
+	return binary.AppendUvarint(b, st.aggNext)
 }
 
 func decodeSensorInfo(id string, b []byte) (*sensorState, error) {
 	r := reader{b: b}
-	if v := r.byte(); v != 1 {
+	v := r.byte()
+	if v != 1 && v != 2 {
 		return nil, fmt.Errorf("%w: sensor info version %d", ErrCorrupt, v)
 	}
 	st := &sensorState{info: SensorInfo{ID: id}, prefix: seriesPrefix(id)}
@@ -111,12 +114,17 @@ func decodeSensorInfo(id string, b []byte) (*sensorState, error) {
 	st.aggSeq = r.uvarint()
 	st.info.LastTS = r.varint()
 	st.info.Unit = r.str(maxSensorID)
+	st.aggNext = st.next
+	if v == 2 {
+		st.aggNext = r.uvarint()
+	}
 	if err := r.done(); err != nil {
 		return nil, fmt.Errorf("sensor %q: %w", id, err)
 	}
 	if st.first > st.next {
 		return nil, fmt.Errorf("%w: sensor %q ring %d > %d", ErrCorrupt, id, st.first, st.next)
 	}
+	st.aggNext = min(st.aggNext, st.next)
 	st.info.Count = int(st.next - st.first) // capped by loadSensors
 	return st, nil
 }
