@@ -300,7 +300,11 @@ func (a *EdgeAggregator) addLocked(sensor string, ts int64, v float64, now int64
 		if b == nil {
 			closeAt := start + width + lateness
 			if late {
-				closeAt = now // closed at the next Tick
+				// A late partial closes at the next Tick, or, for an
+				// interval still running (written early by Flush or a
+				// clean stop), when the interval would have closed: one
+				// more write per interval, not one per tick.
+				closeAt = max(now, closeAt)
 			}
 			b = a.openLocked(id, closeAt)
 		}

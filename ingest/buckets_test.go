@@ -212,7 +212,15 @@ func TestPipelineResourceActions(t *testing.T) {
 	if st := n.stats("a"); st.Count != 2 || st.Unit != "V" {
 		t.Fatalf("stats = %+v", st)
 	}
+	// The late partial of a running interval closes when the interval
+	// would have: one more write, not one per tick.
 	if err := n.tickAt(t0.Add(3 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if agg, err := n.st.Aggregate(ctx, BucketKey("", "a", time.Minute, t0)); err != nil || agg.Count != 1 {
+		t.Fatalf("bucket before the interval closed = %+v, %v", agg, err)
+	}
+	if err := n.tickAt(t0.Add(70 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if agg, err := n.st.Aggregate(ctx, BucketKey("", "a", time.Minute, t0)); err != nil || agg.Count != 2 || agg.Sum != 4 {

@@ -146,7 +146,7 @@
 // closed buckets wait for the store (when it refuses writes, e.g. at the
 // Critical resource level); beyond that the oldest are dropped, counted.
 // Flush closes every open bucket now (later readings for those intervals
-// become late partials); DrainPending hands the closed buckets to a caller
+// become one late partial each, closed when the interval would have closed); DrainPending hands the closed buckets to a caller
 // that writes them itself.
 //
 // A clean stop (Close) writes the open buckets as they are; readings that

@@ -350,3 +350,35 @@ func TestOldReadingAggregated(t *testing.T) {
 		t.Fatalf("bucket of the 48 h old reading: %+v", b)
 	}
 }
+
+// After a clean stop wrote an open 1 h bucket, every later reading of that
+// hour became a late partial written at the next tick: one replicated
+// write per reading for up to an hour (found by review). The remainder of
+// the hour is one late partial, written when the hour closes.
+func TestLatePartialOfRunningIntervalWrittenOnce(t *testing.T) {
+	n := newRestartNode(t, nil, nil)
+	n.omod = func(o *Options) { o.Aggregator.Widths = []time.Duration{time.Hour} }
+	n.restart()
+	n.pub(t0.Add(time.Second), "sensors/a", "1")
+	n.restart()
+	for i := range 600 {
+		at := t0.Add(time.Duration(2+i) * time.Second)
+		n.pub(at, "sensors/a", "1")
+		if err := n.tick(at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := metricValue(t, n.p.m.bucketWrites); got != 0 {
+		t.Fatalf("%v bucket writes during the hour, want 0", got)
+	}
+	if err := n.tick(t0.Add(time.Hour + time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got := metricValue(t, n.p.m.bucketWrites); got != 1 {
+		t.Fatalf("%v bucket writes after the hour, want 1", got)
+	}
+	b, err := n.p.opts.Store.ReadBucket(context.Background(), Bucket{Sensor: "a", Width: time.Hour, Start: t0})
+	if err != nil || b.Count != 601 {
+		t.Fatalf("hour bucket %+v, %v; want 601 readings", b, err)
+	}
+}
