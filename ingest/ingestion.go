@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strings"
 	"sync"
@@ -35,6 +36,13 @@ type SensorIngestion struct {
 
 	mu      sync.Mutex
 	sensors map[string]*sensorState
+
+	// order serialises the batches of a sensor from admission to counting
+	// (striped by sensor id, taken in stripe order): recovery takes a
+	// checkpoint's count as the first readings of the sensor's ring, which
+	// holds only if its readings are counted in the order they are stored.
+	// Batches of different sensors still share the store's group commit.
+	order [orderStripes]sync.Mutex
 
 	// dropped counts readings of new sensors refused by maxSensors.
 	dropped func(n int)
@@ -92,26 +100,26 @@ func (s *SensorIngestion) ingestBatch(ctx context.Context, rs []Reading) (int, e
 			return 0, fmt.Errorf("sensor %q: %w: %v is outside 2000..2262", rs[i].Sensor, ErrBadTimestamp, rs[i].Time)
 		}
 	}
+	unlock := s.lockOrder(rs)
+	defer unlock()
 	rs, created := s.admit(rs, now)
 	if len(rs) == 0 {
 		return 0, nil
 	}
 	if err := s.store.AppendReadings(ctx, rs); err != nil {
-		s.abandon(rs, created)
+		s.forget(created)
 		return 0, err
 	}
 	s.mu.Lock()
 	for i := range rs {
 		r := &rs[i]
 		st := s.sensors[r.Sensor]
-		if st == nil {
-			// Not expected (admit counted the reading in flight, which
-			// keeps the sensor), but this batch is stored: the sensor
-			// exists.
+		if st == nil { // not expected: the order lock keeps admit's sensors
 			st = &sensorState{info: SensorInfo{ID: r.Sensor, FirstSeen: now}}
 			s.sensors[r.Sensor] = st
 		}
-		st.counted(r, now)
+		st.info.add(r.Value, r.Time, now, r.Unit)
+		st.dirty = true
 	}
 	s.mu.Unlock()
 	if s.agg != nil {
@@ -127,17 +135,13 @@ func (s *SensorIngestion) admit(rs []Reading, now time.Time) ([]Reading, []strin
 	kept := rs[:0]
 	s.mu.Lock()
 	for _, r := range rs {
-		st, ok := s.sensors[r.Sensor]
-		if !ok {
+		if _, ok := s.sensors[r.Sensor]; !ok {
 			if len(s.sensors) >= s.maxSensors {
 				continue
 			}
-			st = &sensorState{info: SensorInfo{ID: r.Sensor, FirstSeen: now}, dirty: true}
-			st.saved = st.info
-			s.sensors[r.Sensor] = st
+			s.sensors[r.Sensor] = &sensorState{info: SensorInfo{ID: r.Sensor, FirstSeen: now}, dirty: true}
 			created = append(created, r.Sensor)
 		}
-		st.inflight++
 		kept = append(kept, r)
 	}
 	s.mu.Unlock()
@@ -147,23 +151,44 @@ func (s *SensorIngestion) admit(rs []Reading, now time.Time) ([]Reading, []strin
 	return kept, created
 }
 
-// abandon undoes admit for a batch whose write failed: its readings are
-// no longer in flight, and sensors it created that nothing else holds are
-// removed.
-func (s *SensorIngestion) abandon(rs []Reading, created []string) {
+// forget removes sensors created for a batch that failed (the order lock
+// is held: no other batch of theirs is between admission and counting).
+func (s *SensorIngestion) forget(ids []string) {
+	if len(ids) == 0 {
+		return
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i := range rs {
-		if st := s.sensors[rs[i].Sensor]; st != nil && st.inflight > 0 {
-			st.inflight--
-			if st.inflight == 0 {
-				st.saved = st.info
-			}
+	for _, id := range ids {
+		if st := s.sensors[id]; st != nil && st.info.Count == 0 {
+			delete(s.sensors, id)
 		}
 	}
-	for _, id := range created {
-		if st := s.sensors[id]; st != nil && st.info.Count == 0 && st.inflight == 0 {
-			delete(s.sensors, id)
+	s.mu.Unlock()
+}
+
+// orderStripes is the number of order locks (see SensorIngestion.order).
+const orderStripes = 256
+
+// lockOrder takes the order locks of rs's sensors, in stripe order (no
+// deadlock between batches), and returns their release.
+func (s *SensorIngestion) lockOrder(rs []Reading) func() {
+	var set [orderStripes / 64]uint64
+	for i := range rs {
+		h := fnv.New32a()
+		_, _ = h.Write([]byte(rs[i].Sensor))
+		k := h.Sum32() % orderStripes
+		set[k/64] |= 1 << (k % 64)
+	}
+	for k := range orderStripes {
+		if set[k/64]&(1<<(k%64)) != 0 {
+			s.order[k].Lock()
+		}
+	}
+	return func() {
+		for k := range orderStripes {
+			if set[k/64]&(1<<(k%64)) != 0 {
+				s.order[k].Unlock()
+			}
 		}
 	}
 }
@@ -261,8 +286,8 @@ func (s *SensorIngestion) checkpoint(ctx context.Context, force bool) error {
 	s.mu.Lock()
 	for id, st := range s.sensors {
 		if st.dirty || force {
-			items = append(items, SensorState{id, st.checkpoint(s.widths)})
-			st.dirty = st.inflight > 0 // saved lags info: write it again
+			items = append(items, SensorState{id, encodeState(st, s.widths)})
+			st.dirty = false
 		}
 	}
 	s.mu.Unlock()
@@ -297,8 +322,8 @@ func (s *SensorIngestion) setMarks(sensor string, marks []int64) []byte {
 	if !advanced {
 		return nil
 	}
-	st.dirty = st.inflight > 0
-	return st.checkpoint(s.widths)
+	st.dirty = false
+	return encodeState(st, s.widths)
 }
 
 // markDirty schedules sensors for the next checkpoint (their write failed).

@@ -104,7 +104,6 @@ func (s *SensorIngestion) restoreSensor(ctx context.Context, log *slog.Logger, i
 		missing = total - st.info.Count
 	}
 	if missing == 0 && s.agg == nil {
-		st.saved = st.info
 		return st, nil
 	}
 	rs, err := s.store.Readings(ctx, id, time.Time{}, time.Time{})
@@ -119,7 +118,6 @@ func (s *SensorIngestion) restoreSensor(ctx context.Context, log *slog.Logger, i
 		st.info.add(rd.Value, rd.Time, rd.Time, "")
 	}
 	st.dirty = missing > 0
-	st.saved = st.info
 	if s.agg != nil {
 		s.agg.replayBatch(id, rs, now)
 	}

@@ -72,34 +72,9 @@ type sensorState struct {
 	// marks[i] is the closed watermark (unix ns) of width i last persisted.
 	marks []int64
 	dirty bool
-	// inflight counts readings admitted and not yet folded into info; saved
-	// is info as of the last time none was in flight. Recovery takes a
-	// checkpoint's Count as the first Count readings of the ring, which
-	// holds only when no reading stored before a counted one is missing:
-	// concurrent batches can be stored in one order and counted in the
-	// other, so checkpoints write saved, never info.
-	inflight int
-	saved    SensorInfo
 	// retired are watermarks of widths no longer configured, kept so that
 	// a width configured again does not replay buckets it already wrote.
 	retired []persistedMark
-}
-
-// checkpoint encodes the state to persist (see saved).
-func (st *sensorState) checkpoint(widths []int64) []byte {
-	return encodeState(&sensorState{info: st.saved, marks: st.marks, retired: st.retired}, widths)
-}
-
-// counted folds one stored reading into info (s.mu held).
-func (st *sensorState) counted(r *Reading, now time.Time) {
-	st.info.add(r.Value, r.Time, now, r.Unit)
-	st.dirty = true
-	if st.inflight > 0 {
-		st.inflight--
-	}
-	if st.inflight == 0 {
-		st.saved = st.info
-	}
 }
 
 const (
