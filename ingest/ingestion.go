@@ -64,7 +64,7 @@ func newSensorIngestion(st Store, agg *EdgeAggregator, clock Clock, maxSensors i
 }
 
 // Ingest stores one reading. A zero Time takes the current time; a time
-// before 2000 or from 2262 on, a value beyond ±MaxMagnitude or a unit
+// before 1970 or from 2262 on, a value beyond ±MaxMagnitude or a unit
 // longer than MaxUnitLen is refused.
 func (s *SensorIngestion) Ingest(ctx context.Context, r Reading) error {
 	return s.IngestBatch(ctx, []Reading{r})
@@ -93,11 +93,11 @@ func (s *SensorIngestion) ingestBatch(ctx context.Context, rs []Reading) (int, e
 		if err := checkReading(rs[i].Value, len(rs[i].Unit)); err != nil {
 			return 0, fmt.Errorf("sensor %q: %w", rs[i].Sensor, err)
 		}
-		if ns := rs[i].Time.UnixNano(); ns < minDeviceTime || ns >= maxDeviceTime {
-			// The raw ring and the buckets hold 2000..2262 (what the
-			// parsers produce); earlier readings were stored and then
-			// never read back.
-			return 0, fmt.Errorf("sensor %q: %w: %v is outside 2000..2262", rs[i].Sensor, ErrBadTimestamp, rs[i].Time)
+		if ns := rs[i].Time.UnixNano(); ns < 0 || ns >= maxDeviceTime {
+			// The raw ring holds 1970..2262: earlier readings were stored
+			// and then never read back. (1970..2000 stays accepted: a
+			// gateway without a clock reads 1970 until NTP sets it.)
+			return 0, fmt.Errorf("sensor %q: %w: %v is outside 1970..2262", rs[i].Sensor, ErrBadTimestamp, rs[i].Time)
 		}
 	}
 	unlock := s.lockOrder(rs)

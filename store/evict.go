@@ -41,7 +41,7 @@ type EvictResult struct {
 // must not hide the evictable ones behind).
 const (
 	evictScan    = 4096
-	evictScanMax = 64 * evictScan
+	evictScanMax = 16 * evictScan
 )
 
 // Evict frees about want bytes of evictable data and reports what it freed
