@@ -367,7 +367,7 @@ func (r *Router) reply(j *job, res any, err error) {
 // client: fixed header, topic, packet id, properties (correlation data,
 // content type) and payload.
 func replyPacketSize(j *job, body []byte) int {
-	const overhead = 5 + 2 + 2 + 4 + 3 + 32 // header, lengths, id, property lengths, content type
+	const overhead = 5 + 2 + 2 + 4 + 3 + 32 + 32 // header, lengths, id, property lengths, content type, subscription ids
 	return overhead + len(j.replyTopic) + len(j.correlation) + len(body)
 }
 
