@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -293,7 +294,15 @@ func (p *Pipeline) writePending(ctx context.Context) error {
 		for i, f := range failed {
 			if f {
 				retry = append(retry, buckets[i])
-				delete(marks, buckets[i].Sensor)
+				// Hold back that width's watermark only (0 never
+				// advances one): the sensor's other widths were written,
+				// and replaying them after a restart would count twice.
+				// A late partial moves no watermark.
+				if ms := marks[buckets[i].Sensor]; ms != nil && !buckets[i].Late {
+					if wi := slices.Index(p.agg.Config().Widths, buckets[i].Width); wi >= 0 {
+						ms[wi] = 0
+					}
+				}
 			}
 		}
 		p.agg.Requeue(retry)

@@ -443,3 +443,42 @@ func TestCrashRecoveryUnderConcurrentLoad(t *testing.T) {
 		t.Fatalf("count %d sum %v before the crash, %d %v after", before.Count, before.Sum, after.Count, after.Sum)
 	}
 }
+
+// failWidthOnce fails the first MergeBucket of one width.
+type failWidthOnce struct {
+	Store
+	width time.Duration
+	done  atomic.Bool
+}
+
+func (f *failWidthOnce) MergeBucket(ctx context.Context, b Bucket) error {
+	if b.Width == f.width && f.done.CompareAndSwap(false, true) {
+		return errors.New("transient")
+	}
+	return f.Store.MergeBucket(ctx, b)
+}
+
+// A failed write of one width held back the sensor's watermarks of every
+// width, so the widths that were written were replayed and counted twice
+// after a restart (found by review).
+func TestBucketFailureHoldsBackItsWidthOnly(t *testing.T) {
+	f := &failWidthOnce{width: time.Hour} // fails once over every open
+	n := newRestartNode(t, nil, func(s Store) Store { f.Store = s; return f })
+	n.omod = func(o *Options) { o.Aggregator.Widths = []time.Duration{time.Minute, time.Hour} }
+	n.restart()
+	n.pub(t0.Add(time.Second), "sensors/a", "1")
+	_ = n.p.Close(context.Background()) // the hour's write fails
+	if err := n.st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n.open()
+	if err := n.p.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []time.Duration{time.Minute, time.Hour} {
+		b, err := n.p.opts.Store.ReadBucket(context.Background(), Bucket{Sensor: "a", Width: w, Start: t0})
+		if err != nil || b.Count != 1 {
+			t.Fatalf("%v bucket after the restart: %+v, %v; want 1 reading", w, b, err)
+		}
+	}
+}
