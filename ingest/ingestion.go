@@ -3,7 +3,6 @@ package ingest
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
 	"slices"
 	"strings"
 	"sync"
@@ -166,6 +165,16 @@ func (s *SensorIngestion) forget(ids []string) {
 	s.mu.Unlock()
 }
 
+// fnv32a is FNV-1a of s, without hash.Hash's allocation.
+func fnv32a(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
+}
+
 // orderStripes is the number of order locks (see SensorIngestion.order).
 const orderStripes = 256
 
@@ -174,9 +183,7 @@ const orderStripes = 256
 func (s *SensorIngestion) lockOrder(rs []Reading) func() {
 	var set [orderStripes / 64]uint64
 	for i := range rs {
-		h := fnv.New32a()
-		_, _ = h.Write([]byte(rs[i].Sensor))
-		k := h.Sum32() % orderStripes
+		k := fnv32a(rs[i].Sensor) % orderStripes
 		set[k/64] |= 1 << (k % 64)
 	}
 	for k := range orderStripes {
