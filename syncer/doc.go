@@ -36,7 +36,10 @@
 // QueueCapacity the oldest ops are dropped (to 90% of it), counted,
 // logged, and the edge marks itself as needing a FullSync — written
 // durably before the op log is pruned — so the hub converges on state
-// (history is lost, state is not). The syncer state (cursors, flags) lives
+// (history is lost, state is not). An edge without a hub URL keeps no
+// queue at all: its ops are pruned once durable, and the need for a
+// FullSync is marked in the same way for a hub configured later. The
+// syncer state (cursors, flags) lives
 // in the store's x keyspace (state.go); cursors are written lazily because
 // a stale cursor only causes a resend that the receiver skips.
 //
