@@ -146,15 +146,15 @@ func TestOutOfRangeReadingsRefused(t *testing.T) {
 	}
 }
 
-// failOnce fails MergeBucket of one sensor the first time.
+// failOnce fails the first MergeBucket that match accepts.
 type failOnce struct {
 	Store
-	sensor string
-	done   atomic.Bool
+	match func(Bucket) bool
+	done  atomic.Bool
 }
 
 func (f *failOnce) MergeBucket(ctx context.Context, b Bucket) error {
-	if b.Sensor == f.sensor && f.done.CompareAndSwap(false, true) {
+	if f.match(b) && f.done.CompareAndSwap(false, true) {
 		return errors.New("transient")
 	}
 	return f.Store.MergeBucket(ctx, b)
@@ -165,7 +165,9 @@ func (f *failOnce) MergeBucket(ctx context.Context, b Bucket) error {
 // then sent nothing more had its bucket replayed and written again after
 // a restart.
 func TestBucketFailureKeepsOtherWatermarks(t *testing.T) {
-	n := newRestartNode(t, nil, func(s Store) Store { return &failOnce{Store: s, sensor: "s"} })
+	n := newRestartNode(t, nil, func(s Store) Store {
+		return &failOnce{Store: s, match: func(b Bucket) bool { return b.Sensor == "s" }}
+	})
 	n.pub(t0.Add(time.Second), "sensors/s", "1")
 	n.pub(t0.Add(2*time.Second), "sensors/t", "5")
 	if err := n.tick(t0.Add(80 * time.Second)); err == nil {
@@ -444,25 +446,11 @@ func TestCrashRecoveryUnderConcurrentLoad(t *testing.T) {
 	}
 }
 
-// failWidthOnce fails the first MergeBucket of one width.
-type failWidthOnce struct {
-	Store
-	width time.Duration
-	done  atomic.Bool
-}
-
-func (f *failWidthOnce) MergeBucket(ctx context.Context, b Bucket) error {
-	if b.Width == f.width && f.done.CompareAndSwap(false, true) {
-		return errors.New("transient")
-	}
-	return f.Store.MergeBucket(ctx, b)
-}
-
 // A failed write of one width held back the sensor's watermarks of every
 // width, so the widths that were written were replayed and counted twice
 // after a restart (found by review).
 func TestBucketFailureHoldsBackItsWidthOnly(t *testing.T) {
-	f := &failWidthOnce{width: time.Hour} // fails once over every open
+	f := &failOnce{match: func(b Bucket) bool { return b.Width == time.Hour }} // once over every open
 	n := newRestartNode(t, nil, func(s Store) Store { f.Store = s; return f })
 	n.omod = func(o *Options) { o.Aggregator.Widths = []time.Duration{time.Minute, time.Hour} }
 	n.restart()
