@@ -73,6 +73,18 @@ func (n *restartNode) restart() {
 	n.open()
 }
 
+// crash stops the pipeline as kill -9 would (no final checkpoint, no
+// bucket flush), closes the store and opens both again.
+func (n *restartNode) crash() {
+	n.p.closed.Store(true)
+	n.p.stop()
+	n.p.wg.Wait()
+	if err := n.st.Close(); err != nil {
+		n.t.Fatal(err)
+	}
+	n.open()
+}
+
 func (n *restartNode) pub(at time.Time, topic, payload string) {
 	n.t.Helper()
 	n.clock.Set(at)
@@ -310,15 +322,8 @@ func TestCrashRecoveryWithConcurrentBatches(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// kill -9: no final checkpoint.
-	n.p.closed.Store(true)
-	n.p.stop()
-	n.p.wg.Wait()
-	if err := n.st.Close(); err != nil {
-		t.Fatal(err)
-	}
 	n.wrap = nil
-	n.open()
+	n.crash()
 	info, ok := n.p.Ingestion().Aggregate("a")
 	if !ok || info.Count != 2 || info.Sum != 101 || info.Min != 1 || info.Max != 100 {
 		t.Fatalf("after the crash: %+v, want count 2 sum 101 min 1 max 100", info)
@@ -432,14 +437,7 @@ func TestCrashRecoveryUnderConcurrentLoad(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	before, _ := ing.Aggregate("s")
-	// kill -9: no final checkpoint.
-	n.p.closed.Store(true)
-	n.p.stop()
-	n.p.wg.Wait()
-	if err := n.st.Close(); err != nil {
-		t.Fatal(err)
-	}
-	n.open()
+	n.crash()
 	after, _ := n.p.Ingestion().Aggregate("s")
 	if after.Count != before.Count || after.Sum != before.Sum {
 		t.Fatalf("count %d sum %v before the crash, %d %v after", before.Count, before.Sum, after.Count, after.Sum)
