@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"fmt"
@@ -254,7 +253,7 @@ func (s *Store) KeysWithPrefix(ctx context.Context, prefix string, limit int) ([
 	}
 	defer s.leave()
 	lower := dataKey(nil, prefix)
-	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: prefixSuccessor(lower)})
+	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
 	if err != nil {
 		return nil, err
 	}
@@ -272,19 +271,6 @@ func (s *Store) KeysWithPrefix(ctx context.Context, prefix string, limit int) ([
 		}
 	}
 	return out, it.Error()
-}
-
-// prefixSuccessor returns the smallest key greater than every key with
-// prefix p (p is never all 0xff: it starts with a keyspace prefix).
-func prefixSuccessor(p []byte) []byte {
-	end := bytes.Clone(p)
-	for i := len(end) - 1; i >= 0; i-- {
-		if end[i] < 0xff {
-			end[i]++
-			return end[:i+1]
-		}
-	}
-	return nil
 }
 
 // parseCursor decodes a Scan cursor into the key to resume from.
