@@ -84,9 +84,11 @@ func (s *Store) evictKeys(ctx context.Context, want int64) (int, int64, error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	hasTTL := make(map[string]bool)
+	// Evictable candidates (TTL, acknowledged upstream), read once; the
+	// write re-checks each under wmu.
+	infos := make(map[string]entryInfo)
 	examined := 0
-	for it.First(); it.Valid() && len(hasTTL) < evictScan && examined < evictScanMax; it.Next() {
+	for it.First(); it.Valid() && len(infos) < evictScan && examined < evictScanMax; it.Next() {
 		examined++
 		_, key, ok := parseTTLKey(it.Key())
 		if !ok {
@@ -98,10 +100,10 @@ func (s *Store) evictKeys(ctx context.Context, want int64) (int, int64, error) {
 			_ = it.Close()
 			return 0, 0, err
 		}
-		if !s.isSynced(info.seq) {
+		if !s.isSynced(info.seq) || info.expireAt == 0 {
 			continue
 		}
-		hasTTL[key] = true
+		infos[key] = info
 		if !s.cache.contains(key) {
 			cold = append(cold, key)
 		}
@@ -110,7 +112,7 @@ func (s *Store) evictKeys(ctx context.Context, want int64) (int, int64, error) {
 		return 0, 0, err
 	}
 	for _, k := range s.cache.leastRecent(evictScan / cacheShards) {
-		if hasTTL[k] {
+		if _, ok := infos[k]; ok {
 			hot = append(hot, k)
 		}
 	}
@@ -120,13 +122,7 @@ func (s *Store) evictKeys(ctx context.Context, want int64) (int, int64, error) {
 		if freed >= want {
 			break
 		}
-		info, err := s.entryInfo(key)
-		if err != nil {
-			return 0, 0, err
-		}
-		if !s.isSynced(info.seq) || info.expireAt == 0 {
-			continue
-		}
+		info := infos[key]
 		// The delete leaves its op (until the hub acknowledges it and the
 		// log is pruned) and a tombstone record: for small values the
 		// disk grows at first, so count only what is really freed.
