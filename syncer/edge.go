@@ -341,6 +341,16 @@ func (r *edgeRun) onDurable(ctx context.Context) {
 // oldest if the queue overflows.
 func (r *edgeRun) scanQueue(ctx context.Context) error {
 	durable := r.st.DurableSeq()
+	if r.opts.HubURL == "" {
+		// No hub: nothing will ever read the queue, and it would hold up
+		// to QueueCapacity ops (values included) of the device's storage.
+		// Prune without reading the ops back.
+		if durable > r.queue.scanned {
+			r.queue.scanned = durable
+			r.core.NoHub(durable)
+		}
+		return nil
+	}
 	for r.queue.scanned < durable {
 		ops, next, err := r.st.OpsSince(ctx, opsQuery(r.queue.scanned, 4096, 8<<20, r.opts.NodeID))
 		if err != nil {
@@ -355,14 +365,6 @@ func (r *edgeRun) scanQueue(ctx context.Context) error {
 			break
 		}
 		r.queue.scanned = next
-	}
-	if r.opts.HubURL == "" {
-		// No hub: nothing will ever read the queue, and it would hold up
-		// to QueueCapacity ops (values included) of the device's storage.
-		if n := r.queue.len(); n > 0 {
-			r.core.NoHub(r.queue.dropOldest(n))
-		}
-		return nil
 	}
 	if n := overflowDrop(r.queue.len(), r.opts.QueueCapacity); n > 0 {
 		upTo := r.queue.dropOldest(n)
