@@ -115,24 +115,8 @@ func TestPersistRestoredSessionKeepsCertIdentity(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := New(Options{Listen: "127.0.0.1:0", TLSListen: "127.0.0.1:0", TLS: tlsSt, IdentityAsUsername: true,
-			Auth: a, Limits: DefaultLimits(), Logger: testLogger(t), Registerer: prometheus.NewRegistry()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := b.PersistState(st); err != nil {
-			t.Fatal(err)
-		}
-		if err := b.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		stop := func() {
-			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-			defer cancel()
-			_ = b.Close(ctx)
-		}
-		t.Cleanup(stop)
-		return b, stop
+		return runPersistBrokerWith(t, st, Options{TLSListen: "127.0.0.1:0", TLS: tlsSt, IdentityAsUsername: true,
+			Auth: a, Limits: DefaultLimits()})
 	}
 	aliceCert, aliceKey := ca.Issue("alice", false)
 	dialAlice := func(b *Broker, clean bool) (*paho.Client, byte) {

@@ -31,7 +31,18 @@ func openStateStore(t *testing.T) *store.Store {
 // returned func closes it (a restart is close + runPersistBroker).
 func runPersistBroker(t *testing.T, ss StateStore, l Limits) (*Broker, func()) {
 	t.Helper()
-	b, err := New(Options{Listen: "127.0.0.1:0", Limits: l, Logger: testLogger(t), Registerer: prometheus.NewRegistry()})
+	return runPersistBrokerWith(t, ss, Options{Limits: l})
+}
+
+// runPersistBrokerWith is runPersistBroker with more options (listening on
+// 127.0.0.1:0 when o names no listener).
+func runPersistBrokerWith(t *testing.T, ss StateStore, o Options) (*Broker, func()) {
+	t.Helper()
+	if o.Listen == "" {
+		o.Listen = "127.0.0.1:0"
+	}
+	o.Logger, o.Registerer = testLogger(t), prometheus.NewRegistry()
+	b, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
