@@ -75,30 +75,41 @@ func (s *SensorIngestion) Ingest(ctx context.Context, r Reading) error {
 // Readings of new sensors beyond the registry cap are dropped (counted).
 // rs may be reordered and compacted in place.
 func (s *SensorIngestion) IngestBatch(ctx context.Context, rs []Reading) error {
-	_, err := s.ingestBatch(ctx, rs)
-	return err
-}
-
-// ingestBatch is IngestBatch returning how many readings were stored.
-func (s *SensorIngestion) ingestBatch(ctx context.Context, rs []Reading) (int, error) {
 	now := s.clock.Now()
 	for i := range rs {
 		if rs[i].Time.IsZero() {
 			rs[i].Time = now
 		}
-		if !validSensorID([]byte(rs[i].Sensor)) {
-			return 0, fmt.Errorf("%w: %q", ErrInvalidSensorID, rs[i].Sensor)
-		}
-		if err := checkReading(rs[i].Value, len(rs[i].Unit)); err != nil {
-			return 0, fmt.Errorf("sensor %q: %w", rs[i].Sensor, err)
-		}
-		if ns := rs[i].Time.UnixNano(); ns < 0 || ns >= maxDeviceTime {
-			// The raw ring holds 1970..2262: earlier readings were stored
-			// and then never read back. (1970..2000 stays accepted: a
-			// gateway without a clock reads 1970 until NTP sets it.)
-			return 0, fmt.Errorf("sensor %q: %w: %v is outside 1970..2262", rs[i].Sensor, ErrBadTimestamp, rs[i].Time)
+		if err := checkAPIReading(&rs[i]); err != nil {
+			return err
 		}
 	}
+	_, err := s.ingestBatch(ctx, rs)
+	return err
+}
+
+// checkAPIReading applies to a Go API reading the checks the parsers apply
+// to a message (extract).
+func checkAPIReading(r *Reading) error {
+	if !validSensorID([]byte(r.Sensor)) {
+		return fmt.Errorf("%w: %q", ErrInvalidSensorID, r.Sensor)
+	}
+	if err := checkReading(r.Value, len(r.Unit)); err != nil {
+		return fmt.Errorf("sensor %q: %w", r.Sensor, err)
+	}
+	if ns := r.Time.UnixNano(); ns < 0 || ns >= maxDeviceTime {
+		// The raw ring holds 1970..2262: earlier readings were stored and
+		// then never read back. (1970..2000 stays accepted: a gateway
+		// without a clock reads 1970 until NTP sets it.)
+		return fmt.Errorf("sensor %q: %w: %v is outside 1970..2262", r.Sensor, ErrBadTimestamp, r.Time)
+	}
+	return nil
+}
+
+// ingestBatch stores readings checked already (by IngestBatch, or by the
+// parsers for the pipeline's messages) and returns how many were stored.
+func (s *SensorIngestion) ingestBatch(ctx context.Context, rs []Reading) (int, error) {
+	now := s.clock.Now()
 	unlock := s.lockOrder(rs)
 	defer unlock()
 	rs, created := s.admit(rs, now)
