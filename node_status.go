@@ -86,6 +86,10 @@ func (n *Node) Status(ctx context.Context) map[string]any {
 	if n.ready.Load() {
 		out["started_at"] = n.startAt.UTC().Format(time.RFC3339)
 	}
+	if n.store != nil {
+		// The name of this data directory's writes (store/actor.go).
+		out["actor"] = n.store.Actor()
+	}
 	own := maps.Clone(out)
 	n.statusMu.RLock()
 	providers := append([]namedStatus(nil), n.status...)

@@ -3,6 +3,7 @@ package ferrite
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -66,7 +67,8 @@ func TestNodeLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := res.(map[string]any)
-	if st["node_id"] != "test-node" || st["mode"] != "edge" || st["sync_status"] != "offline" || st["version"] != Version {
+	if st["node_id"] != "test-node" || st["mode"] != "edge" || st["sync_status"] != "offline" || st["version"] != Version ||
+		!strings.HasPrefix(fmt.Sprint(st["actor"]), "test-node$") {
 		t.Fatalf("status %v", st)
 	}
 	if _, err := json.Marshal(st); err != nil {

@@ -27,7 +27,7 @@ func TestAggregates(t *testing.T) {
 			t.Fatalf("%s: %+v", s.NodeID(), got)
 		}
 	}
-	own, ok, err := p.a.AggregatePartial(ctx, key, "edge-1")
+	own, ok, err := p.a.AggregatePartial(ctx, key, p.a.Actor())
 	check(t, err)
 	if !ok || own.Count != 3 || own.Version != 2 {
 		t.Fatalf("own partial %+v", own)

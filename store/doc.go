@@ -8,8 +8,8 @@
 // with a one-byte prefix naming its keyspace:
 //
 //	d<key>                         data: the key's compact-encoded crdt.Entry
-//	m<name>                        metadata: format, node, state, context,
-//	                               pruned, synced
+//	m<name>                        metadata: format, node, actor, state,
+//	                               context, pruned, synced
 //	o<be64 seq>                    op log (also the sync journal)
 //	t<be64 expireAt ms><key>       TTL index, ordered by expiry
 //	s r<uvarint len><id><be64 i>   sensor series: raw readings ring (local)
@@ -28,8 +28,8 @@
 //
 // # Writes
 //
-// A local mutation, under the store's write mutex: assign a dot (this node,
-// counter+1), an HLC stamp and a seq; load the entry (hot cache or Pebble);
+// A local mutation, under the store's write mutex: assign a dot (this data
+// directory's actor, counter+1; actor.go), an HLC stamp and a seq; load the entry (hot cache or Pebble);
 // build the crdt delta; apply it; write the new record, the op
 // {seq, dot, stamp, key, delta}, the TTL index change and the replica state
 // (counter, HLC high-water, seq, live keys) in one batch; commit it with
@@ -37,8 +37,8 @@
 // "always"). Concurrent writers are combined: the first queued writer leads,
 // stages every queued write into one batch and commits it, so a group
 // shares one mutex handoff, one commit and one fsync (group commit). While
-// many writers wait on fsyncs, the next fsync is delayed a little (8 µs per
-// writer in flight, at most 500 µs; never for fewer than 4 writers) so it
+// many writers wait on fsyncs, the next fsync is delayed a little (2 µs per
+// writer in flight, at most 64 µs; never for fewer than 4 writers) so it
 // covers more of them. Policies: always (default), interval (a background
 // fsync every SyncInterval), none. Flushed and compacted sstables end at
 // keyspace boundaries (a Pebble span policy), so the append-only op log is
@@ -62,8 +62,10 @@
 // are skipped), stores the conflicts the joins report, logs the ops under
 // new local seqs for relaying, and fsyncs before returning. ExportState,
 // MergeState and FinishMergeState exchange full state. The context is one
-// crdt.Context per replica; the node's own dots are 1..counter and are not
-// rewritten on every local write.
+// crdt.Context per replica; the actor's own dots are 1..counter and are not
+// rewritten on every local write. Each data directory writes under its own
+// actor, node$incarnation (actor.go), so a node whose data directory was
+// lost never reuses a dot its peers hold.
 //
 // # TTL, limits, eviction
 //

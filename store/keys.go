@@ -23,7 +23,8 @@ const (
 // Metadata names under prefixMeta.
 const (
 	metaFormat  = "format"  // uvarint layout version
-	metaNode    = "node"    // node id (string) + role byte
+	metaNode    = "node"    // node id (string)
+	metaActor   = "actor"   // actor name (string); absent: the node id
 	metaState   = "state"   // counter, HLC high-water, last seq, live keys
 	metaContext = "context" // encoded crdt.Context of remote dots
 	metaPruned  = "pruned"  // uvarint: op log pruned up to this seq

@@ -88,6 +88,9 @@ func (s *Store) recover() error {
 	if string(node) != s.node {
 		return fmt.Errorf("%w: it belongs to %q, this node is %q", ErrNodeMismatch, node, s.node)
 	}
+	if err := s.loadActor(); err != nil {
+		return err
+	}
 	if err := s.loadState(); err != nil {
 		return err
 	}
@@ -123,13 +126,39 @@ func (s *Store) recover() error {
 // initFresh stamps a new database with the layout version and node id,
 // durably, before any data is written.
 func (s *Store) initFresh() error {
+	s.actor = s.opts.Actor
+	if s.actor == "" {
+		a, err := NewActor(s.node)
+		if err != nil {
+			return err
+		}
+		s.actor = a
+	}
 	b := s.db.NewBatch()
 	defer b.Close()
 	putUvarintMeta(b, metaFormat, layoutVersion)
 	_ = b.Set(metaKey(metaNode), []byte(s.node), nil)
+	_ = b.Set(metaKey(metaActor), []byte(s.actor), nil)
 	s.putState(b)
 	s.putContext(b)
 	return b.Commit(pebble.Sync)
+}
+
+// loadActor reads the directory's actor: the one it was created with, or
+// the node id for a directory created before actors existed.
+func (s *Store) loadActor() error {
+	a, err := s.getMeta(metaActor)
+	if err != nil {
+		return err
+	}
+	s.actor = s.node
+	if a != nil {
+		s.actor = string(a)
+	}
+	if s.opts.Actor != "" && s.opts.Actor != s.actor {
+		return fmt.Errorf("%w: its writes are named %q, not %q", ErrNodeMismatch, s.actor, s.opts.Actor)
+	}
+	return nil
 }
 
 func (s *Store) loadState() error {
@@ -167,12 +196,12 @@ func (s *Store) loadContext() error {
 	// Our own dots 1..counter are not in the persisted context after local
 	// writes; add them back. If a peer knows dots of ours beyond counter
 	// (this node's data was restored from an old backup), never reuse them.
-	own, err := contextOf(crdt.VersionVector{s.node: s.counter})
+	own, err := contextOf(crdt.VersionVector{s.actor: s.counter})
 	if err != nil {
 		return err
 	}
 	s.ctx.Merge(own)
-	if m := s.ctx.Max(s.node); m > s.counter {
+	if m := s.ctx.Max(s.actor); m > s.counter {
 		s.log.Warn("context knows dots of this node beyond its counter; skipping ahead",
 			"counter", s.counter, "max", m)
 		s.counter = m

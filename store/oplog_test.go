@@ -73,7 +73,7 @@ func TestOpsOnlyDurable(t *testing.T) {
 		t.Fatalf("limit 2: %d ops, next %d", len(ops), next)
 	}
 	for i, op := range ops {
-		if op.Dot != (crdt.Dot{Node: "edge-1", Counter: uint64(i + 1)}) || op.Key != "c" || op.Stamp.Node != "edge-1" {
+		if op.Dot != (crdt.Dot{Node: s.Actor(), Counter: uint64(i + 1)}) || op.Key != "c" || op.Stamp.Node != s.Actor() {
 			t.Fatalf("op %d: %+v", i, op)
 		}
 		if _, err := crdt.DecodeDelta(op.Delta); err != nil {

@@ -91,9 +91,18 @@ func (o *Options) ApplyPreset(p Preset) {
 // Options configure a Store. Zero values are replaced by EnsureDefaults;
 // Validate reports every remaining problem at once.
 type Options struct {
-	// NodeID is this replica's identity in dots and stamps. A data directory
-	// is bound to the node id that created it.
+	// NodeID is this replica's node id. A data directory is bound to the
+	// node id that created it. It must not contain '$' (see Actor).
 	NodeID string
+	// Actor names this data directory's writes in dots and stamps. Empty
+	// (the default): a new data directory draws a fresh one, NodeID + "$"
+	// + 8 random base32 letters (NewActor), and an existing one keeps the
+	// actor it was created with (NodeID itself for directories created
+	// before actors existed). A node whose data directory is lost starts
+	// its new one under a new actor, so its new writes never reuse the
+	// dots its peers already hold from the old one. Set it only to pin the
+	// name (it must then match the directory's).
+	Actor string
 	// Role is RoleEdge (default) or RoleHub. It orders CloudWins/EdgeWins.
 	Role crdt.Role
 	// Dir is the node's data directory; the database lives in Dir/store.
@@ -245,10 +254,18 @@ func (o *Options) Validate() error {
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOptions}, args...)...))
 	}
-	if o.NodeID == "" {
+	switch {
+	case o.NodeID == "":
 		bad("NodeID is empty")
-	} else if len(o.NodeID) > 255 {
-		bad("NodeID is %d bytes (max 255)", len(o.NodeID))
+	case len(o.NodeID) > MaxNodeID:
+		bad("NodeID is %d bytes (max %d)", len(o.NodeID), MaxNodeID)
+	case strings.Contains(o.NodeID, actorSep):
+		bad("NodeID %q contains %q (it separates the node id from the incarnation in actor names)", o.NodeID, actorSep)
+	}
+	if o.Actor != "" && o.Actor != o.NodeID && ActorNode(o.Actor) != o.NodeID {
+		bad("Actor %q is not NodeID %q or NodeID$<incarnation>", o.Actor, o.NodeID)
+	} else if len(o.Actor) > maxOpNode {
+		bad("Actor is %d bytes (max %d)", len(o.Actor), maxOpNode)
 	}
 	if o.Role != crdt.RoleEdge && o.Role != crdt.RoleHub {
 		bad("Role %v is neither edge nor hub", o.Role)

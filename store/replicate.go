@@ -146,9 +146,10 @@ func (s *Store) applyRemoteOp(b *pebble.Batch, st *stager, op *Op, res *ApplyRes
 
 // bumpCounterFromContext makes sure this node never reuses a dot a peer
 // has seen (wmu held): if the context holds dots of ours beyond the
-// counter (our data directory was lost or restored), skip past them.
+// counter (our data directory was restored from an older copy), skip past
+// them.
 func (s *Store) bumpCounterFromContext() {
-	if m := s.ctx.Max(s.node); m > s.counter {
+	if m := s.ctx.Max(s.actor); m > s.counter {
 		s.log.Warn("peers know dots of this node beyond its counter; skipping ahead",
 			"counter", s.counter, "max", m)
 		s.counter = m

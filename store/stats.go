@@ -4,6 +4,7 @@ package store
 // (EDGE.STATUS, EDGE.QUEUE, EDGE.RESOURCES).
 type Stats struct {
 	NodeID        string `json:"node_id"`
+	Actor         string `json:"actor"` // the name of this data directory's writes
 	Role          string `json:"role"`
 	Keys          int64  `json:"keys"`
 	LastSeq       uint64 `json:"last_seq"`
@@ -27,6 +28,7 @@ func (s *Store) Stats() Stats {
 	last, pruned := s.lastSeq.Load(), s.pruned.Load()
 	st := Stats{
 		NodeID:       s.node,
+		Actor:        s.actor,
 		Role:         s.role.String(),
 		Keys:         s.liveKeys.Load(),
 		LastSeq:      last,

@@ -19,6 +19,7 @@ type Store struct {
 	log     *slog.Logger
 	db      *pebble.DB
 	node    string
+	actor   string // names this directory's writes in dots and stamps (actor.go)
 	role    crdt.Role
 	hlc     *crdt.HLC
 	cache   *hotCache[*cached]
@@ -140,7 +141,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s.refreshDiskUsage()
 	s.wg.Add(1)
 	go s.background()
-	s.log.Info("store opened", "dir", path, "node", s.node, "role", s.role,
+	s.log.Info("store opened", "dir", path, "node", s.node, "actor", s.actor, "role", s.role,
 		"seq", s.seq, "counter", s.counter, "keys", s.live, "durability", opts.Durability.String())
 	return s, nil
 }

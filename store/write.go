@@ -74,8 +74,8 @@ func (w *keyWriter) entry() *crdt.Entry { return w.c.e }
 // dot/stamp) and applies it. A nil delta means no change.
 func (w *keyWriter) mutate(fn func(e *crdt.Entry, m crdt.Mut) (*crdt.Delta, error)) error {
 	m := crdt.Mut{
-		Dot:      crdt.Dot{Node: w.s.node, Counter: w.s.counter + uint64(len(w.ops)) + 1},
-		Stamp:    crdt.Stamp{TS: w.s.hlc.Now(), Node: w.s.node, Role: w.s.role},
+		Dot:      crdt.Dot{Node: w.s.actor, Counter: w.s.counter + uint64(len(w.ops)) + 1},
+		Stamp:    crdt.Stamp{TS: w.s.hlc.Now(), Node: w.s.actor, Role: w.s.role},
 		Strategy: w.strat,
 		Now:      w.now,
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/ferrite-edge/ferrite/store"
 	"github.com/pierrec/lz4/v4"
 )
 
@@ -29,8 +30,10 @@ const (
 	MaxMessageSize = 64 << 20
 	// MaxNodeID bounds a node id on the wire (and in Options).
 	MaxNodeID = 128
-	maxKey    = 64 << 10
-	maxText   = 255
+	// maxActor bounds an actor name: a node id and its incarnation.
+	maxActor = MaxNodeID + store.ActorSuffixLen
+	maxKey   = 64 << 10
+	maxText  = 255
 )
 
 // MessageType identifies a message.

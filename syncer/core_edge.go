@@ -22,6 +22,7 @@ import (
 // edgeConfig is the part of Options the core needs.
 type edgeConfig struct {
 	Node         string
+	Actor        string // the name of this edge's writes (store.Store.Actor)
 	Role         crdt.Role
 	Policy       Policy
 	Interval     time.Duration
@@ -249,7 +250,7 @@ func (c *edgeCore) LinkUp(now time.Time, info linkInfo) {
 	c.hellos, c.silent = 1, false
 	c.helloBy = now.Add(c.helloDelay())
 	c.hello = &Hello{
-		Session: c.session, Node: c.cfg.Node, Role: c.cfg.Role, NeedFullUp: c.st.NeedFullUp,
+		Session: c.session, Node: c.cfg.Node, Actor: c.cfg.Actor, Role: c.cfg.Role, NeedFullUp: c.st.NeedFullUp,
 		Software: c.cfg.Software, Resolver: c.cfg.Resolver, HubInc: c.st.HubInc,
 		DownSeq: c.st.DownSeq, UpAcked: c.st.UpAcked, OwnCounter: info.OwnCounter,
 		Clock: info.Clock, Context: info.Context,
@@ -385,10 +386,10 @@ func (c *edgeCore) onWelcome(now time.Time, w *Welcome) {
 	}
 	switch {
 	case w.HubHas > c.link.OwnCounter && c.link.OwnCounter > 0:
-		c.note(slog.LevelError, "hub knows writes of this node beyond its counter: the data directory was lost or restored and written to before this sync; those writes are lost and this replica may stay inconsistent: stop the node, delete its data directory and restart it connected to the hub (docs/OPERATIONS.md, Backup and restore)",
+		c.note(slog.LevelError, "hub knows writes of this node beyond its counter: the data directory was restored from an older copy and written to before this sync; those writes are lost and this replica may stay inconsistent: stop the node, delete its data directory and restart it (docs/OPERATIONS.md, Backup and restore)",
 			"hub_has", w.HubHas, "counter", c.link.OwnCounter)
 	case w.HubHas > c.link.OwnCounter:
-		c.note(slog.LevelWarn, "hub knows writes of this node beyond its counter: the data directory was lost or restored; nothing was written since, the hub's state follows",
+		c.note(slog.LevelWarn, "hub knows writes of this node beyond its counter: the data directory was restored from an older copy; nothing was written since, the hub's state follows",
 			"hub_has", w.HubHas, "counter", c.link.OwnCounter)
 	}
 	if changed {

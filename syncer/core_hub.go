@@ -54,10 +54,11 @@ type hubInfo struct {
 }
 
 type hubEdge struct {
-	cfg  *hubConfig
-	node string
-	rec  edgeRecord
-	out  []action
+	cfg   *hubConfig
+	node  string
+	actor string // the session's edge actor: its ops must carry it
+	rec   edgeRecord
+	out   []action
 
 	session   uint64
 	active    bool
@@ -92,7 +93,7 @@ type hubEdge struct {
 }
 
 func newHubEdge(cfg *hubConfig, node string, rec edgeRecord) *hubEdge {
-	return &hubEdge{cfg: cfg, node: node, rec: rec}
+	return &hubEdge{cfg: cfg, node: node, actor: node, rec: rec}
 }
 
 func (e *hubEdge) emit(a action) { e.out = append(e.out, a) }
@@ -160,6 +161,7 @@ func (e *hubEdge) Hello(now time.Time, h *Hello, info hubInfo) {
 		e.emit(actStopExport{})
 	}
 	e.session, e.active = h.Session, true
+	e.actor = h.ActorName()
 	e.fd, e.fu = fullSend{}, fullRecv{}
 	e.inflight, e.reading, e.readStall, e.rewound = nil, false, false, false
 	e.durable, e.oldest = info.Durable, info.Oldest
@@ -185,7 +187,7 @@ func (e *hubEdge) Hello(now time.Time, h *Hello, info hubInfo) {
 			"edge_resolver", h.Resolver, "resolver", e.cfg.Resolver)
 	}
 	if info.EdgeMax > h.OwnCounter {
-		e.note(slog.LevelError, "edge lost its data: the hub holds writes of it beyond its counter; sending full state",
+		e.note(slog.LevelError, "edge was restored from an older copy: the hub holds writes of its actor beyond its counter; sending full state",
 			"hub_has", info.EdgeMax, "edge_counter", h.OwnCounter)
 	}
 	e.welcome = &Welcome{
@@ -228,9 +230,9 @@ func (e *hubEdge) Receive(now time.Time, m Message) {
 
 func (e *hubEdge) onDelta(d *DeltaSync) {
 	for i := range d.Ops {
-		if d.Ops[i].Dot.Node != e.node {
+		if d.Ops[i].Dot.Node != e.actor {
 			e.note(slog.LevelError, "edge sent an op of another origin; batch refused",
-				"origin", d.Ops[i].Dot.Node)
+				"origin", d.Ops[i].Dot.Node, "actor", e.actor)
 			return
 		}
 	}

@@ -46,7 +46,7 @@ func scriptMessage(t *testing.T, c *ddCmd, node string) Message {
 			HubHas: c.u64(t, "has", 0), DownSeq: c.u64(t, "down", 0), OldestSeq: c.u64(t, "oldest", 1),
 			FullDown: c.has("fulldown"), Resolver: c.str(t, "resolver", "r1"), Clock: int64(c.u64(t, "clock", 0))}
 	case "hello":
-		return &Hello{Session: session, Node: node, HubInc: c.u64(t, "inc", 7), DownSeq: c.u64(t, "down", 0),
+		return &Hello{Session: session, Node: node, Actor: c.str(t, "actor", ""), HubInc: c.u64(t, "inc", 7), DownSeq: c.u64(t, "down", 0),
 			UpAcked: c.u64(t, "upacked", 0), OwnCounter: c.u64(t, "counter", 0), Resolver: c.str(t, "resolver", "r1"),
 			Clock: int64(c.u64(t, "clock", 0)), Context: crdt.NewContext()}
 	case "ack":

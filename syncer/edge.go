@@ -213,7 +213,7 @@ func newEdgeRun(ctx context.Context, e *Edge) (*edgeRun, error) {
 	}
 	r.pruneTo = r.pruned
 	cfg := edgeConfig{
-		Node: o.NodeID, Role: r.st.Role(), Policy: o.Policy, Interval: time.Duration(e.interval.Load()),
+		Node: o.NodeID, Actor: r.st.Actor(), Role: r.st.Role(), Policy: o.Policy, Interval: time.Duration(e.interval.Load()),
 		Window: o.Window, AckTimeout: o.AckTimeout, MergeTimeout: o.MergeTimeout,
 		BackoffMin: o.BackoffMin, BackoffMax: o.BackoffMax, Software: o.Software, Resolver: o.Resolver.Digest(),
 	}
@@ -352,7 +352,7 @@ func (r *edgeRun) scanQueue(ctx context.Context) error {
 		return nil
 	}
 	for r.queue.scanned < durable {
-		ops, next, err := r.st.OpsSince(ctx, opsQuery(r.queue.scanned, 4096, 8<<20, r.opts.NodeID))
+		ops, next, err := r.st.OpsSince(ctx, opsQuery(r.queue.scanned, 4096, 8<<20, r.st.Actor()))
 		if err != nil {
 			return err
 		}

@@ -48,7 +48,7 @@ func (r *edgeRun) do(ctx context.Context, a action) {
 	case actSend:
 		r.send(now, a.msg)
 	case actReadUp:
-		ops, next, err := r.st.OpsSince(ctx, opsQuery(a.after, r.opts.BatchOps, r.opts.BatchBytes, r.opts.NodeID))
+		ops, next, err := r.st.OpsSince(ctx, opsQuery(a.after, r.opts.BatchOps, r.opts.BatchBytes, r.st.Actor()))
 		if err != nil {
 			r.core.LinkFailed(now, localError{err})
 			return
@@ -176,7 +176,7 @@ func noteSkew(now time.Time, ops []store.Op, maxSkew time.Duration, seen map[str
 			continue
 		}
 		m.clockSkew.Inc()
-		node := ops[i].Stamp.Node
+		node := store.ActorNode(ops[i].Stamp.Node)
 		if _, known := seen[node]; !known {
 			log.Warn("a node's clock runs far ahead: its writes win last-writer-wins conflicts until real time catches up",
 				"node", node, "ahead", ahead.Round(time.Millisecond), "max_skew", maxSkew)

@@ -106,9 +106,9 @@ func (r *edgeRun) linkInfo(ctx context.Context) (linkInfo, error) {
 		return linkInfo{}, err
 	}
 	c := r.st.Context()
-	own := c.Max(r.opts.NodeID)
+	own := c.Max(r.st.Actor())
 	first := own + 1
-	ops, _, err := r.st.OpsSince(ctx, opsQuery(r.st.PrunedSeq(), 1, 0, r.opts.NodeID))
+	ops, _, err := r.st.OpsSince(ctx, opsQuery(r.st.PrunedSeq(), 1, 0, r.st.Actor()))
 	if err != nil {
 		return linkInfo{}, err
 	}

@@ -17,6 +17,7 @@ import (
 type hubSession struct {
 	h     *Hub
 	node  string
+	actor string // the edge's actor (its Hello's ActorName), for its dots
 	core  *hubEdge
 	inbox chan sessionMsg
 	wake  chan struct{}
@@ -43,7 +44,7 @@ type sessionMsg struct {
 func (h *Hub) startSession(node string) *hubSession {
 	rec := h.records[node]
 	s := &hubSession{
-		h: h, node: node,
+		h: h, node: node, actor: node,
 		core:   newHubEdge(&h.cfg, node, rec),
 		inbox:  make(chan sessionMsg, 4*h.opts.Window+16),
 		wake:   make(chan struct{}, 1),
@@ -95,7 +96,7 @@ func (s *hubSession) run(ctx context.Context) {
 		case in := <-s.inbox:
 			s.handle(in)
 		case <-s.wake:
-			s.core.Update(h.now(), h.info(s.node, false))
+			s.core.Update(h.now(), h.info(s.actor, false))
 		case c := <-chunks:
 			if c.err != nil {
 				s.core.ExportFailed(h.now(), s.exp.snapshot, c.err)
@@ -176,8 +177,9 @@ func (s *hubSession) handle(in sessionMsg) {
 		}
 		if hello.Session > s.core.session {
 			s.filter = hello.Context
+			s.actor = hello.ActorName()
 		}
-		s.core.Hello(now, hello, h.info(s.node, true))
+		s.core.Hello(now, hello, h.info(s.actor, true))
 		return
 	}
 	s.core.Receive(now, m)
@@ -248,10 +250,10 @@ func (s *hubSession) do(ctx context.Context, a action) {
 func (s *hubSession) readDown(ctx context.Context, now time.Time, after uint64) {
 	h := s.h
 	st := h.opts.Store
-	filter := s.filter
+	filter, actor := s.filter, s.actor
 	q := store.OpsQuery{After: after, Limit: h.opts.BatchOps, MaxBytes: h.opts.BatchBytes,
 		Filter: func(op *store.Op) bool {
-			return op.Dot.Node != s.node && (filter == nil || !filter.Contains(op.Dot))
+			return op.Dot.Node != actor && (filter == nil || !filter.Contains(op.Dot))
 		}}
 	ops, next, err := st.OpsSince(ctx, q)
 	if err != nil {
@@ -264,7 +266,7 @@ func (s *hubSession) readDown(ctx context.Context, now time.Time, after uint64) 
 	// enough.
 	if oldest := st.OldestSeq(); oldest > after+1 {
 		s.core.DownRead(now, after, after, nil)
-		s.core.Update(now, h.info(s.node, false))
+		s.core.Update(now, h.info(s.actor, false))
 		return
 	}
 	s.core.DownRead(now, after, next, ops)
@@ -290,7 +292,7 @@ func (s *hubSession) apply(ctx context.Context, now time.Time, d *DeltaSync) {
 		h.opts.OnApplied(batchKeys(d.Ops))
 	}
 	h.reportConflicts(res.Conflicts)
-	s.core.Applied(now, d, st.Context().VersionVector()[s.node], nil)
+	s.core.Applied(now, d, st.Context().VersionVector()[s.actor], nil)
 }
 
 // merge merges the edge's staged FullSync: the state generation is bumped
@@ -310,7 +312,7 @@ func (s *hubSession) merge(ctx context.Context, now time.Time, m *FullSync) {
 		h.reportConflicts(confl)
 		h.log.Info("merged an edge's full state", "edge", s.node, "keys", m.Keys, "state_gen", next)
 	}
-	s.core.Merged(now, m, prev, next, h.opts.Store.Context().VersionVector()[s.node], err)
+	s.core.Merged(now, m, prev, next, h.opts.Store.Context().VersionVector()[s.actor], err)
 	if err == nil {
 		h.wakeAll(s.node)
 	}
@@ -337,7 +339,7 @@ func (h *Hub) reportConflicts(confl []crdt.Conflict) {
 	}
 	byNode := map[string][]crdt.Conflict{}
 	for _, c := range confl {
-		if n := c.Loser.Dot.Node; n != h.opts.NodeID {
+		if n := store.ActorNode(c.Loser.Dot.Node); n != h.opts.NodeID {
 			byNode[n] = append(byNode[n], c)
 		}
 	}

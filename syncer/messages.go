@@ -10,6 +10,7 @@ import (
 type Hello struct {
 	Session    uint64 // fresh per session, increasing (the edge's HLC)
 	Node       string
+	Actor      string // the name in the edge's dots (store.Store.Actor); "": the node id
 	Role       crdt.Role
 	NeedFullUp bool   // the edge dropped unacknowledged ops: it will send FullSync
 	Software   string // software version, for the logs
@@ -171,6 +172,15 @@ func (r *reader) node(what string) string {
 	return s
 }
 
+// actor reads an actor name: a node id with its incarnation.
+func (r *reader) actor(what string) string {
+	s := r.str(maxActor, what)
+	if r.err == nil && s == "" {
+		r.fail("empty %s", what)
+	}
+	return s
+}
+
 func (r *reader) role() crdt.Role {
 	v := crdt.Role(r.byte())
 	if r.err == nil && v > crdt.RoleHub {
@@ -187,14 +197,21 @@ func (r *reader) flags(known byte, what string) byte {
 	return v
 }
 
-// Hello body: session, node, role, flags (bit 0 NeedFullUp), software,
-// resolver, hub incarnation, down seq, up acked, own counter, clock
-// (zigzag), context.
+// Hello body: session, node, role, flags (bit 0 NeedFullUp, bit 1 actor
+// follows), software, resolver, hub incarnation, down seq, up acked, own
+// counter, clock (zigzag), context, [actor].
 func (m *Hello) appendBody(b []byte) []byte {
 	b = appendUvarint(b, m.Session)
 	b = appendString(b, m.Node)
 	b = append(b, byte(m.Role))
-	b = appendBool(b, m.NeedFullUp)
+	var flags byte
+	if m.NeedFullUp {
+		flags |= helloNeedFullUp
+	}
+	if m.Actor != "" && m.Actor != m.Node {
+		flags |= helloActor
+	}
+	b = append(b, flags)
 	b = appendString(b, m.Software)
 	b = appendString(b, m.Resolver)
 	b = appendUvarint(b, m.HubInc)
@@ -202,14 +219,32 @@ func (m *Hello) appendBody(b []byte) []byte {
 	b = appendUvarint(b, m.UpAcked)
 	b = appendUvarint(b, m.OwnCounter)
 	b = appendVarint(b, m.Clock)
-	return appendContext(b, m.Context)
+	b = appendContext(b, m.Context)
+	if flags&helloActor != 0 {
+		b = appendString(b, m.Actor)
+	}
+	return b
+}
+
+const (
+	helloNeedFullUp = 1 << 0
+	helloActor      = 1 << 1
+)
+
+// ActorName returns the name of the edge's writes: Actor, or the node id.
+func (m *Hello) ActorName() string {
+	if m.Actor != "" {
+		return m.Actor
+	}
+	return m.Node
 }
 
 func (m *Hello) decodeBody(r *reader) {
 	m.Session = r.uvarint()
 	m.Node = r.node("node")
 	m.Role = r.role()
-	m.NeedFullUp = r.flags(1, "hello")&1 != 0
+	flags := r.flags(helloNeedFullUp|helloActor, "hello")
+	m.NeedFullUp = flags&helloNeedFullUp != 0
 	m.Software = r.str(maxText, "software")
 	m.Resolver = r.str(maxText, "resolver")
 	m.HubInc = r.uvarint()
@@ -218,6 +253,12 @@ func (m *Hello) decodeBody(r *reader) {
 	m.OwnCounter = r.uvarint()
 	m.Clock = r.varint()
 	m.Context = r.context("context")
+	if flags&helloActor != 0 {
+		m.Actor = r.actor("actor")
+		if r.err == nil && (m.Actor == m.Node || store.ActorNode(m.Actor) != m.Node) {
+			r.fail("actor %q is not an incarnation of node %q", m.Actor, m.Node)
+		}
+	}
 }
 
 // Welcome body: session, hub, hub incarnation, flags (bit 0 FullDown),

@@ -203,7 +203,7 @@ func (r *reader) nodeTable() []string {
 	names := make([]string, 0, n)
 	seen := make(map[string]bool, n)
 	for range n {
-		s := r.node("node")
+		s := r.actor("node")
 		if r.err != nil {
 			return nil
 		}

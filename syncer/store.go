@@ -29,6 +29,9 @@ import (
 //   - DurableChanged is closed when the durable watermark next advances.
 type Store interface {
 	NodeID() string
+	// Actor names this replica's writes in dots (store.Store.Actor): the
+	// node id, or node$incarnation.
+	Actor() string
 	Role() crdt.Role
 	Now() crdt.Timestamp
 	Context() *crdt.Context

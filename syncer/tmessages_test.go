@@ -99,6 +99,12 @@ func goldenCases() []goldenCase {
 			},
 		},
 		{
+			name: "hello-actor",
+			msg: &Hello{
+				Session: 2, Node: "e", Actor: "e$k3q9x2mb", OwnCounter: 1, Context: crdt.NewContext(),
+			},
+		},
+		{
 			name: "welcome",
 			msg: &Welcome{
 				Session: 1, Hub: "hub", HubInc: 0x1234, FullDown: true, Resolver: "ab12",
@@ -186,4 +192,7 @@ var badMessages = []struct {
 	{"lz4-bad-block", "4653010501050f00", "lz4"},
 	{"snapshot-zero", "46530104000100000000000000", "snapshot id 0"},
 	{"empty-node", "46530101000100", "empty node"},
+	{"actor-of-another-node", "4653010100020165000200000000000100030100000a66246b33713978326d62", "not an incarnation of node"},
+	{"actor-is-node", "46530101000201650002000000000001000301000001" + "65", "not an incarnation of node"},
+	{"hello-unknown-flag", "465301010002016500040000000000010003010000", "unknown hello flags"},
 }
