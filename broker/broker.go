@@ -116,26 +116,8 @@ type Broker struct {
 const netBufferSize = 16 << 10
 
 func New(opts Options) (*Broker, error) {
-	if opts.Limits == (Limits{}) {
-		opts.Limits = DefaultLimits()
-	}
-	if err := opts.Limits.Validate(); err != nil {
+	if err := opts.ensureDefaults(); err != nil {
 		return nil, err
-	}
-	if opts.Listen == "" && opts.WebSocket == "" && opts.TLSListen == "" && opts.TLSWebSocket == "" {
-		return nil, errors.New("broker: no listener configured")
-	}
-	if (opts.TLSListen != "" || opts.TLSWebSocket != "") && opts.TLS == nil {
-		return nil, errors.New("broker: a TLS listener needs Options.TLS")
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	if opts.Registerer == nil {
-		opts.Registerer = prometheus.NewRegistry()
-	}
-	if opts.Auth == nil {
-		opts.Auth = AllowAll{}
 	}
 	log := opts.Logger.With("component", "broker")
 	b := &Broker{
@@ -175,7 +157,49 @@ func New(opts Options) (*Broker, error) {
 		onReject:          b.onGuardReject,
 	}
 	b.inline = b.server.NewClient(nil, mqtt.LocalListener, "$ferrite", true)
-	b.router = newRouter(opts.Commands, log.With("component", "router"), m, b.publishReply)
+	b.newCommandRouter()
+	// Hook order matters for the retained-index gate (retaingate.go): its
+	// leave hook first, its enter hook after every other OnPublish/OnWill.
+	b.gate = newRetainGate(log.With("component", "broker"))
+	for _, h := range []mqtt.Hook{&gateLeaveHook{g: b.gate}, &hook{b: b}, &gateEnterHook{b: b, g: b.gate}} {
+		if err := b.server.AddHook(h, nil); err != nil {
+			return nil, fmt.Errorf("broker: hook %s: %w", h.ID(), err)
+		}
+	}
+	b.newListeners()
+	return b, nil
+}
+
+// ensureDefaults fills the options' defaults and checks the rest.
+func (o *Options) ensureDefaults() error {
+	if o.Limits == (Limits{}) {
+		o.Limits = DefaultLimits()
+	}
+	if err := o.Limits.Validate(); err != nil {
+		return err
+	}
+	if o.Listen == "" && o.WebSocket == "" && o.TLSListen == "" && o.TLSWebSocket == "" {
+		return errors.New("broker: no listener configured")
+	}
+	if (o.TLSListen != "" || o.TLSWebSocket != "") && o.TLS == nil {
+		return errors.New("broker: a TLS listener needs Options.TLS")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Registerer == nil {
+		o.Registerer = prometheus.NewRegistry()
+	}
+	if o.Auth == nil {
+		o.Auth = AllowAll{}
+	}
+	return nil
+}
+
+// newCommandRouter creates the router of $ferrite/cmd and who it may
+// answer.
+func (b *Broker) newCommandRouter() {
+	b.router = newRouter(b.opts.Commands, b.log.With("component", "router"), b.metrics, b.publishReply)
 	b.router.mayReply = func(cl *mqtt.Client, topic string) bool {
 		if topic == ReplyTopicPrefix+cl.ID {
 			// The client's own reply topic, unless its id makes it a
@@ -185,30 +209,26 @@ func New(opts Options) (*Broker, error) {
 		return topic != "" && !strings.ContainsAny(topic, "+#\x00") && !strings.HasPrefix(topic, voidPrefix) &&
 			b.auth.Authorize(clientInfo(cl), topic, true)
 	}
-	if ca, ok := opts.Auth.(CommandAuthorizer); ok {
+	if ca, ok := b.opts.Auth.(CommandAuthorizer); ok {
 		b.router.authorize = ca.AuthorizeCommand
 	}
-	// Hook order matters for the retained-index gate (retaingate.go): its
-	// leave hook first, its enter hook after every other OnPublish/OnWill.
-	b.gate = newRetainGate(log.With("component", "broker"))
-	for _, h := range []mqtt.Hook{&gateLeaveHook{g: b.gate}, &hook{b: b}, &gateEnterHook{b: b, g: b.gate}} {
-		if err := b.server.AddHook(h, nil); err != nil {
-			return nil, fmt.Errorf("broker: hook %s: %w", h.ID(), err)
-		}
+}
+
+// newListeners creates the configured listeners (started by Start).
+func (b *Broker) newListeners() {
+	o := &b.opts
+	if o.Listen != "" {
+		b.tcp = newTCPListener(b, ListenerTCP, o.Listen, nil)
 	}
-	if opts.Listen != "" {
-		b.tcp = newTCPListener(b, ListenerTCP, opts.Listen, nil)
+	if o.WebSocket != "" {
+		b.ws = newWSListener(b, ListenerWebSocket, o.WebSocket, nil)
 	}
-	if opts.WebSocket != "" {
-		b.ws = newWSListener(b, ListenerWebSocket, opts.WebSocket, nil)
+	if o.TLSListen != "" {
+		b.tlsL = newTCPListener(b, ListenerTLS, o.TLSListen, o.TLS.Config())
 	}
-	if opts.TLSListen != "" {
-		b.tlsL = newTCPListener(b, ListenerTLS, opts.TLSListen, opts.TLS.Config())
+	if o.TLSWebSocket != "" {
+		b.wss = newWSListener(b, ListenerWebSocketTLS, o.TLSWebSocket, o.TLS.Config())
 	}
-	if opts.TLSWebSocket != "" {
-		b.wss = newWSListener(b, ListenerWebSocketTLS, opts.TLSWebSocket, opts.TLS.Config())
-	}
-	return b, nil
 }
 
 func (b *Broker) onGuardReject(c net.Conn, e *guardError) {

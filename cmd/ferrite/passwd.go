@@ -67,15 +67,7 @@ func runPasswd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if *batch || *create || *del || len(rest) != 1 {
 			return usage("-U takes only FILE")
 		}
-		data, err := os.ReadFile(rest[0])
-		if err != nil {
-			return fail(err)
-		}
-		pf, err := ferrite.HashPlainPasswordFile(data, *hash)
-		if err != nil {
-			return fail(err)
-		}
-		if err := pf.Save(rest[0]); err != nil {
+		if err := upgradePasswdFile(rest[0], *hash); err != nil {
 			return fail(err)
 		}
 		return exitOK
@@ -104,30 +96,44 @@ func runPasswd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "ferrite passwd: warning: user %s not found in %s\n", user, file)
 			return exitFailure // as mosquitto_passwd
 		}
-		if err := pf.Save(file); err != nil {
-			return fail(err)
-		}
-		return exitOK
-	}
-	var password string
-	if *batch {
-		password = rest[2]
-	} else {
-		var err error
-		if password, err = promptPassword(stdin, stderr); err != nil {
-			return fail(err)
-		}
-	}
-	if password == "" {
-		return fail(errors.New("empty password"))
-	}
-	if err := pf.Set(user, password, *hash); err != nil {
+	} else if err := setPassword(pf, user, *hash, *batch, rest, stdin, stderr); err != nil {
 		return fail(err)
 	}
 	if err := pf.Save(file); err != nil {
 		return fail(err)
 	}
 	return exitOK
+}
+
+// upgradePasswdFile hashes every plain-text password of file in place (-U).
+func upgradePasswdFile(file, hash string) error {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	pf, err := ferrite.HashPlainPasswordFile(data, hash)
+	if err != nil {
+		return err
+	}
+	return pf.Save(file)
+}
+
+// setPassword sets user's password in pf: the third argument with -b,
+// else read from the terminal.
+func setPassword(pf *ferrite.PasswordFile, user, hash string, batch bool, rest []string, stdin io.Reader, stderr io.Writer) error {
+	password := ""
+	if batch {
+		password = rest[2]
+	} else {
+		var err error
+		if password, err = promptPassword(stdin, stderr); err != nil {
+			return err
+		}
+	}
+	if password == "" {
+		return errors.New("empty password")
+	}
+	return pf.Set(user, password, hash)
 }
 
 // promptPassword reads the password twice, without echo on a terminal.
