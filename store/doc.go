@@ -103,4 +103,8 @@
 //     LZ4 levels mean what they mean to the lz4 tool (level n of LZ4-HC
 //     tries 2^(n-1) matches).
 //   - SetSyncState (opaque records under x) is always fsynced.
+//   - ForgetSensor deletes a sensor's ring and registry record and writes
+//     the caller's x records in the same fsynced batch (ingest drops the
+//     sensor's checkpoint there): a crash cannot keep one without the
+//     other. Its replicated aggregate keys are not touched.
 package store

@@ -212,6 +212,10 @@ func ringIndex(prefix, key []byte) (uint64, bool) {
 func (s *Store) flushSensors(b *pebble.Batch) {
 	s.seriesMu.Lock()
 	defer s.seriesMu.Unlock()
+	s.flushSensorsLocked(b)
+}
+
+func (s *Store) flushSensorsLocked(b *pebble.Batch) {
 	for id, st := range s.sensors {
 		if st.dirty {
 			_ = b.Set(sensorInfoKey(id), encodeSensorInfo(st), nil)
@@ -221,11 +225,15 @@ func (s *Store) flushSensors(b *pebble.Batch) {
 }
 
 // persistSensors commits the registry records that are behind (the
-// background loop, every second).
+// background loop, every second). It commits under seriesMu: a record
+// staged before a ForgetSensor and committed after it would bring the
+// forgotten sensor's record back.
 func (s *Store) persistSensors() {
 	b := s.db.NewBatch()
 	defer b.Close()
-	s.flushSensors(b)
+	s.seriesMu.Lock()
+	defer s.seriesMu.Unlock()
+	s.flushSensorsLocked(b)
 	if b.Empty() {
 		return
 	}
