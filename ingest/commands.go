@@ -72,7 +72,7 @@ type BucketReply struct {
 }
 
 // Commands returns SENSOR.STATS, SENSOR.LATEST, SENSOR.LIST,
-// SENSOR.BUCKETS and SENSOR.FLUSH bound to p.
+// SENSOR.BUCKETS, SENSOR.FLUSH and SENSOR.FORGET bound to p.
 func Commands(p *Pipeline) []Command {
 	return []Command{
 		{
@@ -139,6 +139,13 @@ func Commands(p *Pipeline) []Command {
 					return nil, err
 				}
 				return "OK", nil
+			},
+		},
+		{
+			Name: "SENSOR.FORGET", MinArgs: 1, MaxArgs: 1, ReadOnly: false,
+			Help: "SENSOR.FORGET <id> — remove a sensor: registry entry, running aggregates, raw readings (its open buckets are written first; stored buckets are kept); it registers anew if it sends again",
+			Run: func(ctx context.Context, args []string) (any, error) {
+				return p.Forget(ctx, args[0])
 			},
 		},
 	}

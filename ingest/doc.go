@@ -170,4 +170,28 @@
 //	SENSOR.LIST [glob]                 registered sensors
 //	SENSOR.BUCKETS <id> [n|from [to]]  stored (replicated, every origin, late partials included) and open buckets
 //	SENSOR.FLUSH                       close and write every open bucket now
+//	SENSOR.FORGET <id>                 remove a sensor (below); reply: what was removed
+//
+// # Forgetting a sensor
+//
+// A retired or renamed device, or a typo in a topic (sensors/tmep-001),
+// would otherwise stay registered forever. SENSOR.FORGET <id>
+// (Pipeline.Forget) removes its registry entry and running aggregates,
+// its checkpoint and its raw readings ring (local keyspace), the last two
+// in one durable store batch, so that a crash cannot leave one without the
+// other. Its open buckets are closed and written first, as a clean stop
+// writes them: they hold readings the aggregates counted. Stored buckets
+// (agg/<node>/<id>/...) are replicated history, synced or to be synced:
+// they are kept (the reply counts them; DEL deletes them like any key). A
+// bucket the store refuses (Critical level) stays pending and is written
+// later; forgetting goes on, as it is a deletion.
+//
+// QoS 0 readings queued before the command are stored first, and removed
+// with the sensor. A reading racing with it is counted and removed, or
+// stored after it: then the sensor is registered anew, as any new sensor,
+// counted from zero, with a new ring (none of the old readings come back).
+// The reply: {"sensor", "readings" (counted), "raw_readings_dropped",
+// "buckets_flushed", "buckets_pending" (if any), "buckets_kept",
+// "bucket_keys"}; an unknown id is an error. OnForget callbacks run before
+// the reply (the root package clears the sensor's Home Assistant entity).
 package ingest

@@ -142,8 +142,11 @@ type Pipeline struct {
 	batches   sync.Pool // *batchState
 	queue     *qos0Queue
 
-	tickMu         sync.Mutex // serialises Tick, Flush and Close's final write
+	tickMu         sync.Mutex // serialises Tick, Flush, Forget and Close's final write
 	lastCheckpoint time.Time
+
+	forgetMu sync.Mutex
+	onForget []func(ctx context.Context, sensor string) // OnForget
 
 	badLog     rate.Sometimes
 	tickLog    rate.Sometimes

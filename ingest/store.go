@@ -34,6 +34,11 @@ import (
 //   - MarkAggregated tells the store that the sensor's raw readings before
 //     the given time are summarised in aggregates already written, so
 //     eviction may drop them once those are acknowledged upstream.
+//   - ForgetSensor deletes the sensor's raw ring and its checkpoint in one
+//     durable batch (a crash must not keep one without the other: recovery
+//     would bring the sensor back half) and returns the readings the ring
+//     held. Later readings of the sensor start a new ring; readings of the
+//     old one never come back. Its buckets (replicated keys) stay.
 type Store interface {
 	AppendReadings(ctx context.Context, rs []Reading) error
 	Readings(ctx context.Context, sensor string, from, to time.Time) ([]Reading, error)
@@ -44,6 +49,7 @@ type Store interface {
 	ReadBucket(ctx context.Context, b Bucket) (Bucket, error)
 	BucketStarts(ctx context.Context, node, sensor string, width time.Duration) ([]time.Time, error)
 	MarkAggregated(ctx context.Context, sensor string, before time.Time) error
+	ForgetSensor(ctx context.Context, sensor string) (int, error)
 }
 
 // SensorState is one sensor's encoded checkpoint.

@@ -228,3 +228,30 @@ func BucketPartial(bk Bucket) crdt.Partial {
 func (b *StoreBackend) MarkAggregated(ctx context.Context, sensor string, before time.Time) error {
 	return b.s.MarkAggregated(ctx, sensor, before.UnixMilli())
 }
+
+// ForgetSensor implements Store: the sensor's shard record is rewritten
+// without it in the store's batch that deletes its ring.
+func (b *StoreBackend) ForgetSensor(ctx context.Context, sensor string) (int, error) {
+	b.stateMu.Lock()
+	defer b.stateMu.Unlock()
+	sh := stateShard(sensor)
+	if err := b.loadShard(ctx, sh); err != nil {
+		return 0, err
+	}
+	var states map[string][]byte
+	if _, ok := b.shards[sh][sensor]; ok {
+		rest := make(map[string][]byte, len(b.shards[sh]))
+		for id, st := range b.shards[sh] {
+			if id != sensor {
+				rest[id] = st
+			}
+		}
+		states = map[string][]byte{shardName(sh): encodeStateShard(rest)}
+	}
+	n, err := b.s.ForgetSensor(ctx, sensor, states)
+	if err != nil {
+		return 0, err
+	}
+	delete(b.shards[sh], sensor)
+	return n, nil
+}

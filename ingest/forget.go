@@ -1,0 +1,220 @@
+package ingest
+
+import (
+	"cmp"
+	"container/heap"
+	"context"
+	"fmt"
+	"slices"
+)
+
+// Forgetting a sensor (SENSOR.FORGET): a retired or renamed device, or a
+// typo in a topic, otherwise stays in the registry (and in Home
+// Assistant) forever. See doc.go for what is removed and what is kept.
+
+// ForgetReply is the reply of SENSOR.FORGET: what was removed.
+type ForgetReply struct {
+	Sensor string `json:"sensor"`
+	// Readings is what the running aggregates had counted (SENSOR.STATS).
+	Readings uint64 `json:"readings"`
+	// RawDropped is the raw readings deleted with the sensor's ring.
+	RawDropped int `json:"raw_readings_dropped"`
+	// BucketsFlushed is the open buckets closed and written first, so
+	// that every counted reading is in the replicated aggregates.
+	BucketsFlushed int `json:"buckets_flushed"`
+	// BucketsPending is the sensor's closed buckets the store has not
+	// accepted (it refuses writes): kept in memory and written at a later
+	// tick, as any other pending bucket.
+	BucketsPending int `json:"buckets_pending,omitempty"`
+	// BucketsKept is the sensor's stored buckets, which stay: replicated
+	// history, synced or to be synced. BucketKeys is their key form; KEYS
+	// lists them, DEL deletes them (fleet-wide, like any key).
+	BucketsKept int    `json:"buckets_kept"`
+	BucketKeys  string `json:"bucket_keys,omitempty"`
+}
+
+// OnForget registers fn, called after each successful Forget, outside the
+// pipeline's locks, before Forget returns: the root package clears the
+// sensor's Home Assistant entity there, so that SENSOR.FORGET replies
+// once the entity is gone (a crash right after the reply cannot leave it
+// announced).
+func (p *Pipeline) OnForget(fn func(ctx context.Context, sensor string)) {
+	p.forgetMu.Lock()
+	defer p.forgetMu.Unlock()
+	p.onForget = append(p.onForget, fn)
+}
+
+// Forget removes a sensor (SENSOR.FORGET, Go API): its registry entry and
+// running aggregates, its checkpoint and its raw readings ring, the last
+// two in one durable store batch. Its open buckets are closed and written
+// first, as a clean stop writes them: they hold readings the aggregates
+// counted, and a bucket written later could not be told from a new
+// sensor's. Stored buckets are kept (ForgetReply.BucketsKept). If the
+// sensor sends again it is registered anew, counted from zero.
+//
+// A reading racing with Forget is either counted and removed with the
+// sensor, or stored after it as the first reading of a new sensor:
+// Forget drains the QoS 0 queue, then holds the sensor's order lock (no
+// batch of it is between admission and counting) and the tick lock (no
+// checkpoint or watermark write of it is in flight).
+func (p *Pipeline) Forget(ctx context.Context, id string) (ForgetReply, error) {
+	if p.closed.Load() {
+		return ForgetReply{}, ErrClosed
+	}
+	// QoS 0 readings received before the command are stored (and counted)
+	// first, so that they are removed with the sensor rather than
+	// registering it again right after. Before the order lock: the queue's
+	// writer takes it.
+	if err := p.Drain(ctx); err != nil {
+		return ForgetReply{}, err
+	}
+	reply, err := p.forget(ctx, id)
+	if err != nil {
+		return ForgetReply{}, err
+	}
+	p.forgetMu.Lock()
+	fns := slices.Clone(p.onForget)
+	p.forgetMu.Unlock()
+	for _, fn := range fns {
+		fn(ctx, id)
+	}
+	return reply, nil
+}
+
+// forget is Forget under the sensor's order lock and the tick lock.
+func (p *Pipeline) forget(ctx context.Context, id string) (ForgetReply, error) {
+	unlock := p.ingestion.lockSensor(id)
+	defer unlock()
+	p.tickMu.Lock()
+	defer p.tickMu.Unlock()
+	if p.closed.Load() {
+		return ForgetReply{}, ErrClosed
+	}
+	info, ok := p.ingestion.entry(id)
+	if !ok {
+		return ForgetReply{}, fmt.Errorf("%w: %q", ErrUnknownSensor, id)
+	}
+	reply := ForgetReply{Sensor: id, Readings: info.Count}
+	if p.agg != nil {
+		reply.BucketsFlushed = p.agg.flushSensor(id)
+		if err := p.writePending(ctx); err != nil {
+			// The buckets the store refused are requeued and carry
+			// counted readings: forgetting goes on, they are written at a
+			// later tick (they need no registry entry).
+			p.log.Warn("forget: buckets not written yet", "sensor", id, "err", err)
+		}
+		reply.BucketsPending = p.agg.pendingOf(id)
+		kept, err := p.storedBuckets(ctx, id)
+		if err != nil {
+			return ForgetReply{}, err
+		}
+		reply.BucketsKept = kept
+		reply.BucketKeys = "agg/" + id + "/<width>/<start>"
+		if node := p.opts.Aggregator.Node; node != "" {
+			reply.BucketKeys = "agg/" + node + "/" + id + "/<width>/<start>"
+		}
+	}
+	n, err := p.opts.Store.ForgetSensor(ctx, id)
+	if err != nil {
+		return ForgetReply{}, fmt.Errorf("ingest: forget sensor %q: %w", id, err)
+	}
+	reply.RawDropped = n
+	p.ingestion.remove(id)
+	if p.agg != nil {
+		p.agg.dropSensor(id)
+	}
+	p.log.Info("sensor forgotten", "sensor", id, "readings", reply.Readings, "raw_dropped", n,
+		"buckets_flushed", reply.BucketsFlushed)
+	return reply, nil
+}
+
+// storedBuckets counts the sensor's buckets in the store, every width.
+func (p *Pipeline) storedBuckets(ctx context.Context, id string) (int, error) {
+	n := 0
+	for _, w := range p.agg.Config().Widths {
+		starts, err := p.opts.Store.BucketStarts(ctx, p.opts.Aggregator.Node, id, w)
+		if err != nil {
+			return 0, fmt.Errorf("ingest: forget sensor %q: %w", id, err)
+		}
+		n += len(starts)
+	}
+	return n, nil
+}
+
+// lockSensor takes one sensor's order lock (see SensorIngestion.order).
+func (s *SensorIngestion) lockSensor(id string) func() {
+	m := &s.order[fnv32a(id)%orderStripes]
+	m.Lock()
+	return m.Unlock
+}
+
+// entry returns a sensor's registry entry, even one without readings yet
+// (with the order lock held, such an entry is no batch in flight: a stray
+// left by a recovery whose ring was gone, which Forget may remove too).
+func (s *SensorIngestion) entry(id string) (SensorInfo, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.sensors[id]
+	if !ok {
+		return SensorInfo{}, false
+	}
+	return st.info, true
+}
+
+// remove deletes a sensor's registry entry (its order lock is held).
+func (s *SensorIngestion) remove(id string) {
+	s.mu.Lock()
+	delete(s.sensors, id)
+	s.mu.Unlock()
+}
+
+// flushSensor closes every open bucket of one sensor now, late partials
+// included (as Flush does for all), and returns how many it closed.
+func (a *EdgeAggregator) flushSensor(sensor string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var bs []*openBucket
+	for _, b := range a.open {
+		if b.Sensor == sensor {
+			bs = append(bs, b)
+		}
+	}
+	slices.SortFunc(bs, func(x, y *openBucket) int {
+		if c := x.Start.Compare(y.Start); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.width, y.width)
+	})
+	for _, b := range bs {
+		heap.Remove(&a.byClose, b.index)
+		a.closeLocked(b)
+	}
+	return len(bs)
+}
+
+// pendingOf counts a sensor's closed buckets not yet written.
+func (a *EdgeAggregator) pendingOf(sensor string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for i := range a.pending {
+		if a.pending[i].Sensor == sensor {
+			n++
+		}
+	}
+	return n
+}
+
+// dropSensor forgets a sensor's watermarks and recently closed buckets
+// (its pending buckets stay: they are written as usual). A sensor that
+// comes back starts without watermarks: a reading for an interval
+// already written opens a normal bucket, which the store adds into the
+// same key, so it is still counted once.
+func (a *EdgeAggregator) dropSensor(sensor string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for wi := range a.widths {
+		delete(a.closedUntil, seriesID{sensor, wi})
+	}
+	a.recent = slices.DeleteFunc(a.recent, func(b Bucket) bool { return b.Sensor == sensor })
+}
