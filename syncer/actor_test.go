@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,4 +67,150 @@ func TestLostDataDirectory(t *testing.T) {
 		v, err := e2.st.Get(ctx, "after")
 		return err == nil && string(v) == "1", fmt.Sprintf("edge-2 after=%q %v", v, err)
 	})
+}
+
+// TestLostDirectoryAfterFullSyncUp: an edge's earlier writes that reached
+// the hub by a FullSync merge are not in the hub's op log, so the new data
+// directory of that node can only get them back by a FullSync down. The
+// hub's record of the node says it has every state generation (credited to
+// the directory it lost): its Hello, naming no hub incarnation, must reset
+// that, or with an unpruned log it would get no FullSync and never see
+// those writes again (found in review).
+func TestLostDirectoryAfterFullSyncUp(t *testing.T) {
+	ctx := context.Background()
+	res := crdt.Resolver{Default: crdt.CrdtMerge}
+	hub := newReplica(t, "hub", crdt.RoleHub, res)
+	e1 := newReplica(t, "edge-1", crdt.RoleEdge, res)
+
+	// edge-1 runs standalone first (no hub): its first sync sends full state.
+	e1.startEdge("")
+	for i := range 10 {
+		check(t, e1.st.Set(ctx, fmt.Sprintf("old:%d", i), []byte("v")))
+	}
+	waitFor(t, 5*time.Second, func() (bool, string) {
+		return e1.st.PrunedSeq() == e1.st.LastSeq(), "no-hub prune"
+	})
+	e1.stopSync()
+
+	b := startEmbedded(t)
+	hub.startHub(b.url)
+	e1.startEdge(b.url)
+	waitConverged(t, 20*time.Second, hub, e1)
+	if v := mustGet(t, hub.st, "old:3"); v != "v" {
+		t.Fatalf("hub old:3 = %q", v)
+	}
+
+	// edge-1's data directory is lost (a container restarted without its
+	// volume, a replaced disk): same node id, empty directory, new actor.
+	old := e1.st.Actor()
+	e1.close()
+	e1.dir = t.TempDir()
+	e1.open()
+	if e1.st.Actor() == old {
+		t.Fatal("same actor")
+	}
+	e1.startEdge(b.url)
+	waitFor(t, 20*time.Second, func() (bool, string) {
+		v, err := e1.st.Get(ctx, "old:3")
+		return err == nil && string(v) == "v", fmt.Sprintf("new edge-1 old:3 = %q %v (hub log %d..%d, edge status %+v)",
+			v, err, hub.st.OldestSeq(), hub.st.LastSeq(), e1.edge.Status())
+	})
+	waitConverged(t, 10*time.Second, hub, e1)
+}
+
+// TestConflictsCommandNamesNodes: EDGE.CONFLICTS names each side's node id
+// ("winner and loser (node, time, value)", README) and, apart, its actor.
+func TestConflictsCommandNamesNodes(t *testing.T) {
+	b := startEmbedded(t)
+	res := crdt.Resolver{Default: crdt.LastWriteWins}
+	hub, e1, e2 := hubAndEdges(t, res)
+	ctx := context.Background()
+	check(t, e1.st.Set(ctx, "door", []byte("open")))
+	check(t, e2.st.Set(ctx, "door", []byte("closed")))
+	hub.startHub(b.url)
+	e1.startEdge(b.url)
+	e2.startEdge(b.url)
+	waitConverged(t, 10*time.Second, hub, e1, e2)
+	out, err := ConflictsCommand(e1.st).Run(ctx, nil)
+	check(t, err)
+	list := out.([]ConflictReply)
+	if len(list) != 1 {
+		t.Fatalf("EDGE.CONFLICTS = %+v, want one", list)
+	}
+	for _, h := range []ConflictHead{list[0].Winner, list[0].Loser} {
+		if h.Node != "edge-1" && h.Node != "edge-2" {
+			t.Errorf("EDGE.CONFLICTS node = %q, want a node id (edge-1 or edge-2)", h.Node)
+		}
+		if !strings.HasPrefix(h.Actor, h.Node+"$") {
+			t.Errorf("EDGE.CONFLICTS actor = %q for node %q", h.Actor, h.Node)
+		}
+	}
+}
+
+// TestLostDirectoryPrunedLogFullBothWays: the same loss with a pruned hub
+// log. The new directory ran standalone first (so it sends a FullSync up)
+// and the hub restarted in between; both FullSyncs happen and every
+// replica converges with the old and the new writes.
+func TestLostDirectoryPrunedLogFullBothWays(t *testing.T) {
+	ctx := context.Background()
+	b := startEmbedded(t)
+	res := crdt.Resolver{Default: crdt.CrdtMerge}
+	hub, e1, e2 := hubAndEdges(t, res)
+	fastPrune := func(o *HubOptions) { o.maintain = 50 * time.Millisecond }
+	hub.startHub(b.url, fastPrune)
+	e1.startEdge(b.url)
+	e2.startEdge(b.url)
+	for i := range 10 {
+		check(t, e1.st.Set(ctx, fmt.Sprintf("old:%d", i), []byte("v")))
+	}
+	_, err := e1.st.IncrBy(ctx, "n", 5)
+	check(t, err)
+	_, err = e1.st.SAdd(ctx, "s", "a")
+	check(t, err)
+	waitConverged(t, 20*time.Second, hub, e1, e2)
+	waitFor(t, 10*time.Second, func() (bool, string) {
+		return hub.st.OldestSeq() > hub.st.LastSeq(), fmt.Sprintf("hub log %d..%d", hub.st.OldestSeq(), hub.st.LastSeq())
+	})
+
+	e1.close()
+	hub.stopSync()
+	e1.dir = t.TempDir()
+	e1.open()
+	e1.startEdge("") // standalone first
+	check(t, e1.st.Set(ctx, "new", []byte("x")))
+	_, err = e1.st.IncrBy(ctx, "n", 1)
+	check(t, err)
+	_, err = e1.st.SAdd(ctx, "s", "b")
+	check(t, err)
+	waitFor(t, 5*time.Second, func() (bool, string) { return e1.st.PrunedSeq() == e1.st.LastSeq(), "no-hub prune" })
+	e1.stopSync()
+	hub.startHub(b.url, fastPrune)
+	e1.startEdge(b.url)
+	waitConverged(t, 30*time.Second, hub, e1, e2)
+	for _, r := range []*replica{hub, e1, e2} {
+		for k, want := range map[string]string{"old:3": "v", "new": "x", "n": "6"} {
+			if got := mustGet(t, r.st, k); got != want {
+				t.Errorf("%s: %s = %q, want %q", r.name, k, got, want)
+			}
+		}
+		m, err := r.st.SMembers(ctx, "s")
+		check(t, err)
+		if len(m) != 2 {
+			t.Errorf("%s: s = %q", r.name, m)
+		}
+	}
+}
+
+// TestNodeIDRefusesActorSeparator: a node id with '$' could name another
+// node's data directory ("edge-1$abcdefgh") and write as it: the hub
+// serves no such node, and no option accepts one.
+func TestNodeIDRefusesActorSeparator(t *testing.T) {
+	for _, id := range []string{"edge-1$abcdefgh", "$x", "a$"} {
+		if err := validNodeID(id); err == nil || !strings.Contains(err.Error(), "$") {
+			t.Errorf("validNodeID(%q) = %v", id, err)
+		}
+	}
+	if err := validNodeID("edge-1"); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -47,7 +47,8 @@ type SyncReply struct {
 
 // ConflictHead is one side of a conflict in EDGE.CONFLICTS.
 type ConflictHead struct {
-	Node  string `json:"node"`
+	Node  string `json:"node"`  // the writer's node id
+	Actor string `json:"actor"` // the writer's data directory (store.Store.Actor)
 	Dot   string `json:"dot"`
 	Time  string `json:"time"` // RFC 3339 (the write's HLC wall time)
 	Role  string `json:"role"`
@@ -154,7 +155,7 @@ func conflictReply(r *store.ConflictRecord) ConflictReply {
 
 func conflictHead(h *crdt.Head) ConflictHead {
 	return ConflictHead{
-		Node: h.Stamp.Node, Dot: h.Dot.String(), Role: h.Stamp.Role.String(), Kind: h.Kind.String(),
+		Node: store.ActorNode(h.Stamp.Node), Actor: h.Stamp.Node, Dot: h.Dot.String(), Role: h.Stamp.Role.String(), Kind: h.Kind.String(),
 		Time:  time.UnixMilli(h.Stamp.TS.Physical()).UTC().Format(time.RFC3339Nano),
 		Value: crdt.DisplayValue(h.Kind, h.Value),
 	}

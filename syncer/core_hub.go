@@ -168,7 +168,13 @@ func (e *hubEdge) Hello(now time.Time, h *Hello, info hubInfo) {
 
 	cursor := h.DownSeq
 	if h.HubInc != info.Inc {
-		cursor = 0 // a cursor into another hub's log
+		// The edge holds nothing of this hub's: its cursor points into
+		// another hub's log, and the state generation the record credits
+		// was merged into the replica it had before (a data directory it
+		// lost, whose node id its new one shares). Merges are not in the
+		// log: without a FullSync it would never get them.
+		cursor = 0
+		e.rec.HaveGen = 0
 	}
 	e.needFull = cursor > info.LastSeq || cursor+1 < info.Oldest ||
 		e.rec.HaveGen < info.StateGen || info.EdgeMax > h.OwnCounter

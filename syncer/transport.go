@@ -46,6 +46,11 @@ func validNodeID(id string) error {
 		return errors.New("not valid UTF-8")
 	case strings.ContainsAny(id, "/+#\x00"):
 		return errors.New("contains / + # or NUL (it is an MQTT topic level)")
+	case strings.Contains(id, "$"):
+		// It separates a node id from an incarnation in actor names
+		// (store/actor.go): a node named "e$abcdefgh" would write as
+		// another node's data directory.
+		return errors.New("contains $ (it separates the node id from the incarnation in actor names)")
 	}
 	return nil
 }
