@@ -37,6 +37,11 @@ import (
 // embedded, so there is no last will: a crashed gateway takes its broker
 // down with it and Home Assistant marks every entity of a broker it lost
 // unavailable on its own.
+//
+// A sensor the registry no longer lists (SENSOR.FORGET) gets an empty
+// retained config, which is how MQTT discovery removes an entity, and an
+// empty retained state; it is then forgotten, so no republication brings
+// it back. SENSOR.FORGET waits for that poll (sync) before it replies.
 
 // haSource is what the publisher reads; the node implements it over the
 // ingestion pipeline, the syncer and the resource monitor.
@@ -68,6 +73,10 @@ type haPublisher struct {
 	m       haMetrics
 
 	birth chan struct{} // Home Assistant said online (cap 1)
+	// pollReq asks the run goroutine for a poll now; it closes the
+	// channel sent once done (sync). stopped is closed when run returns.
+	pollReq chan chan struct{}
+	stopped chan struct{}
 	// drain, if set, waits until the broker has written the messages it
 	// queued (the offline availability before the broker closes).
 	drain func()
@@ -143,6 +152,8 @@ func newHAPublisher(cfg HomeAssistantConfig, node, model string, src haSource,
 		limit:    rate.NewLimiter(haPublishRate, 200),
 		m:        m,
 		birth:    make(chan struct{}, 1),
+		pollReq:  make(chan chan struct{}),
+		stopped:  make(chan struct{}),
 		sensors:  make(map[string]*haSensor),
 		slugs:    make(map[string]string),
 		skipped:  make(map[string]bool),
@@ -170,6 +181,7 @@ func (p *haPublisher) HandleMessages(_ context.Context, msgs []*broker.Message) 
 
 // run publishes until ctx ends, then marks the gateway offline.
 func (p *haPublisher) run(ctx context.Context) error {
+	defer close(p.stopped)
 	defer func() {
 		if err := p.publish(p.availabilityTopic(), []byte(haOffline)); err == nil {
 			p.m.messages.WithLabelValues("availability").Inc()
@@ -196,6 +208,9 @@ func (p *haPublisher) run(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 			err = p.poll(ctx)
+		case done := <-p.pollReq:
+			err = p.poll(ctx)
+			close(done)
 		case <-p.birth:
 			p.m.republish.WithLabelValues("birth").Inc()
 			p.log.Info("home assistant is online: republishing every config")
@@ -229,12 +244,17 @@ func (p *haPublisher) republish(ctx context.Context) error {
 func (p *haPublisher) poll(ctx context.Context) error {
 	infos := p.src.Sensors()
 	p.register(infos)
+	seen, seenSkipped := 0, 0
 	for i := range infos {
 		info := &infos[i]
 		s := p.sensor(info.ID)
 		if s == nil {
+			if p.skipped[info.ID] {
+				seenSkipped++
+			}
 			continue
 		}
+		seen++
 		if s.unit != info.Unit {
 			if err := p.sendJSON(ctx, "config", p.configTopic("sensor", s.slug), p.sensorConfig(info, s.slug)); err != nil {
 				return err
@@ -246,6 +266,11 @@ func (p *haPublisher) poll(ctx context.Context) error {
 				return err
 			}
 			s.count = info.Count
+		}
+	}
+	if seen < len(p.sensors) || seenSkipped < len(p.skipped) {
+		if err := p.clearForgotten(ctx, infos); err != nil {
+			return err
 		}
 	}
 	p.m.announced.Set(float64(len(p.sensors)))

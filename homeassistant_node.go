@@ -48,6 +48,14 @@ func (n *Node) startHomeAssistant(ctx context.Context) error {
 		return fmt.Errorf("ferrite: homeassistant: %w", err)
 	}
 	p.drain = func() { drainBroker(n.broker) }
+	if n.pipeline != nil {
+		// SENSOR.FORGET replies once the sensor's entity is cleared.
+		n.pipeline.OnForget(func(ctx context.Context, sensor string) {
+			if err := p.sync(ctx); err != nil {
+				p.log.Warn("forgotten sensor: entity not cleared yet; the next poll clears it", "sensor", sensor, "error", err)
+			}
+		})
+	}
 	n.goBG(ctx, "homeassistant", p.run)
 	return nil
 }
