@@ -19,6 +19,15 @@ import (
 // directory it used (walDirFile, in the store directory) and offers it, and
 // the store directory itself, to Pebble for recovery, so moving
 // edge.queue_path between restarts loses nothing.
+//
+// Only a separate WAL directory is recorded. The store directory is always
+// offered anyway, and recording its own path would bind a copy of it to
+// the original: a data directory copied or restored to another path would
+// recover the original's later WAL files into itself (its writes after the
+// backup, which TestCopiedStoreKeepsItsOwnWAL saw come back) and let
+// Pebble delete WAL files the original still needs. Older releases did
+// record it; such a record naming a store directory (one with Pebble's
+// LOCK file) is ignored.
 
 // walDirFile records the WAL directory of the last successful open.
 const walDirFile = "FERRITE-WALDIR"
@@ -39,9 +48,16 @@ func walDirs(fs vfs.FS, storePath, walDir string, po *pebble.Options) {
 		}
 	}
 	add(storePath)
-	if prev, err := readWALDir(fs, storePath); err == nil {
+	if prev, err := readWALDir(fs, storePath); err == nil && !isStoreDir(fs, prev) {
 		add(prev)
 	}
+}
+
+// isStoreDir reports whether dir holds a Pebble database (its LOCK file; a
+// WAL directory has none).
+func isStoreDir(fs vfs.FS, dir string) bool {
+	_, err := fs.Stat(fs.PathJoin(dir, "LOCK"))
+	return err == nil
 }
 
 func readWALDir(fs vfs.FS, storePath string) (string, error) {
@@ -54,17 +70,26 @@ func readWALDir(fs vfs.FS, storePath string) (string, error) {
 	return strings.TrimSpace(string(b)), err
 }
 
-// recordWALDir remembers the WAL directory now in use (after Open).
+// recordWALDir remembers the WAL directory now in use (after Open): a
+// separate one, or none.
 func recordWALDir(fs vfs.FS, storePath, walDir string) error {
+	name := fs.PathJoin(storePath, walDirFile)
 	if walDir == "" {
-		walDir = storePath
+		// Pebble flushed what it recovered from a previous directory
+		// during Open: nothing is left to recover from it.
+		if err := fs.Remove(name); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		return syncDir(fs, storePath)
 	}
 	if prev, err := readWALDir(fs, storePath); err == nil && prev == walDir {
 		return nil
 	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	name := fs.PathJoin(storePath, walDirFile)
 	tmp := name + ".tmp"
 	f, err := fs.Create(tmp, vfs.WriteCategoryUnspecified)
 	if err != nil {
@@ -84,7 +109,11 @@ func recordWALDir(fs vfs.FS, storePath, walDir string) error {
 	if err := fs.Rename(tmp, name); err != nil {
 		return err
 	}
-	d, err := fs.OpenDir(storePath)
+	return syncDir(fs, storePath)
+}
+
+func syncDir(fs vfs.FS, dir string) error {
+	d, err := fs.OpenDir(dir)
 	if err != nil {
 		return err
 	}

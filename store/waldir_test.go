@@ -2,9 +2,10 @@ package store
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 )
 
@@ -35,8 +36,51 @@ func TestWALDirMoves(t *testing.T) {
 		}
 		check(t, s.Close())
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "store", walDirFile))
-	if err != nil || strings.TrimSpace(string(b)) != filepath.Join(dir, "store") {
+	// Back on the store directory: nothing left to record.
+	if b, err := os.ReadFile(filepath.Join(dir, "store", walDirFile)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("recorded WAL dir %q, %v", b, err)
+	}
+}
+
+// TestCopiedStoreKeepsItsOwnWAL: a data directory copied (or restored from
+// a backup) to another path while the original lives on is a store of its
+// own. Earlier the store recorded its own path as its WAL directory, so
+// the copy recovered the original's later WAL files (the original's writes
+// after the copy appeared in it) and Pebble could then delete WAL files
+// the original still needed. A record an older release left is ignored.
+func TestCopiedStoreKeepsItsOwnWAL(t *testing.T) {
+	for _, legacy := range []bool{false, true} {
+		t.Run(fmt.Sprintf("legacy-record=%v", legacy), func(t *testing.T) {
+			ctx := context.Background()
+			dir, cp := t.TempDir(), t.TempDir()
+			s := openWith(t, testOptions(dir))
+			check(t, s.Set(ctx, "before", []byte("v")))
+			check(t, s.Close())
+			check(t, os.CopyFS(cp, os.DirFS(dir)))
+			if legacy {
+				rec := filepath.Join(dir, "store") + "\n"
+				check(t, os.WriteFile(filepath.Join(cp, "store", walDirFile), []byte(rec), 0o644))
+			}
+
+			s = openWith(t, testOptions(dir))
+			check(t, s.Set(ctx, "after", []byte("v"))) // only in the original's WAL
+			check(t, s.Close())
+
+			c := openWith(t, testOptions(cp))
+			if _, err := c.Get(ctx, "before"); err != nil {
+				t.Fatalf("copy lost its own write: %v", err)
+			}
+			if v, err := c.Get(ctx, "after"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("copy holds the original's later write: %q %v", v, err)
+			}
+			check(t, c.Close())
+
+			s = openWith(t, testOptions(dir))
+			for _, k := range []string{"before", "after"} {
+				if _, err := s.Get(ctx, k); err != nil {
+					t.Fatalf("original lost %s after the copy opened: %v", k, err)
+				}
+			}
+		})
 	}
 }
