@@ -38,6 +38,10 @@ type Options struct {
 	// Auth decides who may connect and use which topics; default a
 	// broker.FileAuth built from broker.auth (see node_auth.go).
 	Auth broker.Authenticator
+	// NewActor makes a data directory restored from a backup write under a
+	// new actor from now on (store.Options.NewActor; ferrite --new-actor).
+	// Once per restore: docs/OPERATIONS.md, "Backup and restore".
+	NewActor bool
 }
 
 // Node composes the subsystems of one Ferrite process. Its lifecycle is
@@ -47,9 +51,10 @@ type Options struct {
 // steps there): each started one pushes its stop function on a stack that
 // Close unwinds, so a failed Start leaves nothing running.
 type Node struct {
-	cfg *Config
-	log *slog.Logger
-	reg *prometheus.Registry
+	cfg      *Config
+	newActor bool // Options.NewActor
+	log      *slog.Logger
+	reg      *prometheus.Registry
 
 	broker   *broker.Broker
 	http     *httpServer
@@ -97,9 +102,10 @@ func NewNode(cfg *Config, opts Options) (*Node, error) {
 		)
 	}
 	n := &Node{
-		cfg: cfg,
-		log: opts.Logger.With(LogKeyNode, cfg.NodeID),
-		reg: opts.Registry,
+		cfg:      cfg,
+		log:      opts.Logger.With(LogKeyNode, cfg.NodeID),
+		reg:      opts.Registry,
+		newActor: opts.NewActor,
 	}
 	if err := n.registerMetrics(); err != nil {
 		return nil, err

@@ -42,6 +42,7 @@ func (n *Node) storeOptions() (store.Options, error) {
 		MaxClockSkew:         cfg.Sync.MaxClockSkew.D(),
 		MaxReadingsPerSensor: cfg.Ingest.MaxReadingsPerSensor,
 		MaxSensors:           cfg.Ingest.MaxSensors,
+		NewActor:             n.newActor,
 		Logger:               n.log,
 		Registerer:           n.reg,
 	}, nil

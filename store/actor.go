@@ -3,8 +3,12 @@ package store
 import (
 	"crypto/rand"
 	"encoding/base32"
+	"encoding/binary"
 	"fmt"
+	"slices"
 	"strings"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // Actors.
@@ -22,9 +26,14 @@ import (
 // each data directory's dots apart. Directories created before actors
 // existed keep the node id as their actor.
 //
-// A data directory restored from a backup keeps its actor, and so can
-// still reuse dots its peers hold: docs/OPERATIONS.md, "Backup and
-// restore", says how to restore one safely.
+// A data directory restored from a backup keeps its actor, and so could
+// reuse dots its peers hold (the ones its original wrote after the
+// backup). Opened with Options.NewActor (ferrite --new-actor), it retires
+// that actor and draws a new one: its own dots so far join its causal
+// context like a peer's, its ops still in the op log stay its own (they
+// are sent to the hub as before), and its new writes reuse nothing. The
+// hub then sends it back what the original wrote after the backup, as it
+// does for any peer's writes.
 
 const (
 	actorSep = "$"
@@ -59,3 +68,71 @@ func ActorNode(actor string) string {
 // Actor returns the name this replica's writes carry in dots and stamps
 // (see Options.Actor).
 func (s *Store) Actor() string { return s.actor }
+
+// OwnActor reports whether actor names this data directory's writes: its
+// actor, or one it retired (Options.NewActor). The syncer sends the ops of
+// these actors to the hub.
+func (s *Store) OwnActor(actor string) bool {
+	return actor == s.actor || slices.Contains(s.retired, actor)
+}
+
+// loadActor reads the directory's actor (the one it was created with, or
+// the node id for a directory created before actors existed) and the
+// actors it retired.
+func (s *Store) loadActor() error {
+	a, err := s.getMeta(metaActor)
+	if err != nil {
+		return err
+	}
+	s.actor = s.node
+	if a != nil {
+		s.actor = string(a)
+	}
+	if s.opts.Actor != "" && s.opts.Actor != s.actor {
+		return fmt.Errorf("%w: its writes are named %q, not %q", ErrNodeMismatch, s.actor, s.opts.Actor)
+	}
+	v, err := s.getMeta(metaRetired)
+	if err != nil || v == nil {
+		return err
+	}
+	r := reader{b: v}
+	n := r.uvarint()
+	for range min(n, uint64(len(v))) {
+		s.retired = append(s.retired, r.str(maxOpNode))
+	}
+	if err := r.done(); err != nil {
+		return fmt.Errorf("metadata %q: %w", metaRetired, err)
+	}
+	return nil
+}
+
+// retireActor makes the directory write under a new actor (at Open, after
+// the context and counter are loaded). The old actor's dots 1..counter are
+// in the context already (loadContext added them); they are persisted with
+// it, since the context no longer adds them back on open.
+func (s *Store) retireActor() error {
+	next, err := NewActor(s.node)
+	if err != nil {
+		return err
+	}
+	old := s.actor
+	s.retired = append(s.retired, old)
+	s.actor, s.counter = next, 0
+	v := binary.AppendUvarint(nil, uint64(len(s.retired)))
+	for _, a := range s.retired {
+		v = binary.AppendUvarint(v, uint64(len(a)))
+		v = append(v, a...)
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	_ = b.Set(metaKey(metaActor), []byte(s.actor), nil)
+	_ = b.Set(metaKey(metaRetired), v, nil)
+	s.putState(b)
+	s.putContext(b)
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("store: retire actor %q: %w", old, err)
+	}
+	s.log.Warn("data directory writes under a new actor from now on (NewActor)",
+		"retired", old, "actor", s.actor, "retired_counter", s.ctx.Max(old))
+	return nil
+}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"os"
 	"regexp"
 	"slices"
 	"testing"
@@ -166,4 +167,60 @@ func openAt(t *testing.T, dir string, mods ...func(*Options)) *Store {
 		m(&o)
 	}
 	return openWith(t, o)
+}
+
+// TestRestoredBackupNewActor: a data directory restored from a backup
+// would number its next writes with dots its original wrote after the
+// backup, which the hub already holds: they would be dropped there. Opened
+// with NewActor it writes under a new actor: its new writes reach the hub,
+// the original's later writes come back to it, and an op the backup held
+// but never sent still reaches the hub.
+func TestRestoredBackupNewActor(t *testing.T) {
+	ctx := context.Background()
+	ca, cb := newTestClock(), newTestClock()
+	p := newPair(t, crdt.LastWriteWins, ca, cb)
+	dir := p.a.opts.Dir
+	check(t, p.a.Set(ctx, "k", []byte("1")))
+	p.exchange(t)
+	check(t, p.a.Set(ctx, "pending", []byte("p"))) // in the backup, never sent by the original
+	check(t, p.a.Close())
+	backup := t.TempDir()
+	check(t, os.CopyFS(backup, os.DirFS(dir)))
+
+	ca.advance(time.Minute)
+	orig := openAt(t, dir, withClock(ca), func(o *Options) { o.Resolver = p.a.opts.Resolver })
+	check(t, orig.Set(ctx, "k", []byte("2")))
+	check(t, orig.Set(ctx, "later", []byte("x")))
+	seen := p.aSeen + 1 // past "pending": the original never sent it
+	ship(t, orig, p.b, &seen)
+	old := orig.Actor()
+	check(t, orig.Close()) // its disk dies
+
+	ca.advance(time.Minute)
+	restored := openAt(t, backup, withClock(ca), func(o *Options) { o.Resolver, o.NewActor = p.a.opts.Resolver, true })
+	if restored.Actor() == old || !restored.OwnActor(old) || !restored.OwnActor(restored.Actor()) || restored.OwnActor("hub") {
+		t.Fatalf("actor %q (was %q), own: old %v new %v", restored.Actor(), old, restored.OwnActor(old), restored.OwnActor(restored.Actor()))
+	}
+	check(t, restored.Set(ctx, "k", []byte("3")))
+	check(t, restored.Set(ctx, "restored", []byte("y")))
+	p2 := &pair{a: restored, b: p.b}
+	p2.exchange(t)
+	assertConverged(t, restored, p.b)
+	for k, want := range map[string]string{"k": "3", "later": "x", "restored": "y", "pending": "p"} {
+		if v := must[[]byte](t)(p.b.Get(ctx, k)); string(v) != want {
+			t.Errorf("hub: %s = %q, want %q", k, v, want)
+		}
+	}
+
+	// Reopened, the directory keeps its new actor and its retired one.
+	actor := restored.Actor()
+	check(t, restored.Close())
+	again := openAt(t, backup, func(o *Options) { o.Resolver = p.a.opts.Resolver })
+	if again.Actor() != actor || !again.OwnActor(old) {
+		t.Fatalf("reopened as %q, own(%q) = %v", again.Actor(), old, again.OwnActor(old))
+	}
+	check(t, again.Set(ctx, "after", []byte("z")))
+	if ops := durableOps(t, again); ops[len(ops)-1].Dot != (crdt.Dot{Node: actor, Counter: 3}) {
+		t.Fatalf("last op %+v", ops[len(ops)-1])
+	}
 }

@@ -97,6 +97,11 @@ func (s *Store) recover() error {
 	if err := s.loadContext(); err != nil {
 		return err
 	}
+	if s.opts.NewActor {
+		if err := s.retireActor(); err != nil {
+			return err
+		}
+	}
 	pruned, err := s.getUvarintMeta(metaPruned)
 	if err != nil {
 		return err
@@ -142,23 +147,6 @@ func (s *Store) initFresh() error {
 	s.putState(b)
 	s.putContext(b)
 	return b.Commit(pebble.Sync)
-}
-
-// loadActor reads the directory's actor: the one it was created with, or
-// the node id for a directory created before actors existed.
-func (s *Store) loadActor() error {
-	a, err := s.getMeta(metaActor)
-	if err != nil {
-		return err
-	}
-	s.actor = s.node
-	if a != nil {
-		s.actor = string(a)
-	}
-	if s.opts.Actor != "" && s.opts.Actor != s.actor {
-		return fmt.Errorf("%w: its writes are named %q, not %q", ErrNodeMismatch, s.actor, s.opts.Actor)
-	}
-	return nil
 }
 
 func (s *Store) loadState() error {

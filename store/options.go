@@ -103,6 +103,13 @@ type Options struct {
 	// dots its peers already hold from the old one. Set it only to pin the
 	// name (it must then match the directory's).
 	Actor string
+	// NewActor retires an existing data directory's actor and writes under
+	// a new one from now on: for a directory restored from a backup, whose
+	// actor's later writes its peers already hold (see actor.go). Its ops
+	// still in the op log stay its own (OwnActor) and are still sent. Use
+	// it once per restore: every use adds an actor to every replica's
+	// causal context.
+	NewActor bool
 	// Role is RoleEdge (default) or RoleHub. It orders CloudWins/EdgeWins.
 	Role crdt.Role
 	// Dir is the node's data directory; the database lives in Dir/store.
@@ -261,6 +268,9 @@ func (o *Options) Validate() error {
 		bad("NodeID is %d bytes (max %d)", len(o.NodeID), MaxNodeID)
 	case strings.Contains(o.NodeID, actorSep):
 		bad("NodeID %q contains %q (it separates the node id from the incarnation in actor names)", o.NodeID, actorSep)
+	}
+	if o.NewActor && o.Actor != "" {
+		bad("NewActor and Actor %q exclude each other", o.Actor)
 	}
 	if o.Actor != "" && o.Actor != o.NodeID && ActorNode(o.Actor) != o.NodeID {
 		bad("Actor %q is not NodeID %q or NodeID$<incarnation>", o.Actor, o.NodeID)

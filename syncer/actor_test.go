@@ -3,12 +3,14 @@ package syncer
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ferrite-edge/ferrite/crdt"
+	"github.com/ferrite-edge/ferrite/store"
 )
 
 // TestLostDataDirectory: edge-1's disk is replaced while it is offline,
@@ -212,5 +214,61 @@ func TestNodeIDRefusesActorSeparator(t *testing.T) {
 	}
 	if err := validNodeID("edge-1"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRestoredBackupNewActor: edge-1's data directory is restored from a
+// backup taken before it wrote k=2 and later=x, which reached the hub. The
+// restored directory would number its next writes with the dots of those;
+// opened with NewActor (ferrite --new-actor) it writes under a new actor:
+// its writes reach everyone, the original's later writes come back to it,
+// and its ops from before the backup, under the retired actor, are still
+// sent (the hub accepts any actor of the node).
+func TestRestoredBackupNewActor(t *testing.T) {
+	b := startEmbedded(t)
+	res := crdt.Resolver{Default: crdt.LastWriteWins}
+	hub, e1, e2 := hubAndEdges(t, res)
+	hub.startHub(b.url)
+	e2.startEdge(b.url)
+	e1.startEdge(b.url)
+	ctx := context.Background()
+	check(t, e1.st.Set(ctx, "k", []byte("1")))
+	waitConverged(t, 20*time.Second, hub, e1, e2)
+
+	// The backup, taken with a write not yet sent.
+	e1.close()
+	e1.open()
+	check(t, e1.st.Set(ctx, "pending", []byte("p")))
+	old := e1.st.Actor()
+	e1.close()
+	backup := t.TempDir()
+	check(t, os.CopyFS(backup, os.DirFS(e1.dir)))
+
+	// The original goes on, syncs, then its disk dies.
+	e1.open()
+	e1.startEdge(b.url)
+	check(t, e1.st.Set(ctx, "k", []byte("2")))
+	check(t, e1.st.Set(ctx, "later", []byte("x")))
+	waitConverged(t, 20*time.Second, hub, e1, e2)
+	e1.close()
+
+	// Restored, offline first: it writes before it reaches the hub.
+	e1.dir = backup
+	e1.opts = func(o *store.Options) { o.NewActor = true }
+	e1.open()
+	e1.opts = nil
+	if e1.st.Actor() == old || !e1.st.OwnActor(old) {
+		t.Fatalf("restored as %q (was %q)", e1.st.Actor(), old)
+	}
+	check(t, e1.st.Set(ctx, "k", []byte("3")))
+	check(t, e1.st.Set(ctx, "restored", []byte("y")))
+	e1.startEdge(b.url)
+	waitConverged(t, 20*time.Second, hub, e1, e2)
+	for _, r := range []*replica{hub, e1, e2} {
+		for k, want := range map[string]string{"k": "3", "later": "x", "restored": "y", "pending": "p"} {
+			if got := mustGet(t, r.st, k); got != want {
+				t.Errorf("%s: %s = %q, want %q", r.name, k, got, want)
+			}
+		}
 	}
 }

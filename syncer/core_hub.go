@@ -236,7 +236,9 @@ func (e *hubEdge) Receive(now time.Time, m Message) {
 
 func (e *hubEdge) onDelta(d *DeltaSync) {
 	for i := range d.Ops {
-		if d.Ops[i].Dot.Node != e.actor {
+		// The edge's own ops: of its actor, or of one its data directory
+		// retired (restored from a backup), any incarnation of its node.
+		if store.ActorNode(d.Ops[i].Dot.Node) != e.node {
 			e.note(slog.LevelError, "edge sent an op of another origin; batch refused",
 				"origin", d.Ops[i].Dot.Node, "actor", e.actor)
 			return

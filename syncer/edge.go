@@ -352,7 +352,7 @@ func (r *edgeRun) scanQueue(ctx context.Context) error {
 		return nil
 	}
 	for r.queue.scanned < durable {
-		ops, next, err := r.st.OpsSince(ctx, opsQuery(r.queue.scanned, 4096, 8<<20, r.st.Actor()))
+		ops, next, err := r.st.OpsSince(ctx, ownOps(r.st, r.queue.scanned, 4096, 8<<20))
 		if err != nil {
 			return err
 		}

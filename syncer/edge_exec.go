@@ -12,8 +12,12 @@ import (
 // Bad input from peers is logged at most every 10 seconds.
 var logBad = rate.Sometimes{Interval: 10 * time.Second}
 
-func opsQuery(after uint64, limit, maxBytes int, origin string) store.OpsQuery {
-	return store.OpsQuery{After: after, Limit: limit, MaxBytes: maxBytes, Origin: origin}
+// ownOps selects the ops after after that this edge sends: those of its
+// data directory's actors (store.Store.OwnActor: its actor and the ones it
+// retired), not the ones it received.
+func ownOps(st Store, after uint64, limit, maxBytes int) store.OpsQuery {
+	return store.OpsQuery{After: after, Limit: limit, MaxBytes: maxBytes,
+		Filter: func(op *store.Op) bool { return st.OwnActor(op.Dot.Node) }}
 }
 
 // exec runs the core's actions until it has none left (each result is
@@ -48,7 +52,7 @@ func (r *edgeRun) do(ctx context.Context, a action) {
 	case actSend:
 		r.send(now, a.msg)
 	case actReadUp:
-		ops, next, err := r.st.OpsSince(ctx, opsQuery(a.after, r.opts.BatchOps, r.opts.BatchBytes, r.st.Actor()))
+		ops, next, err := r.st.OpsSince(ctx, ownOps(r.st, a.after, r.opts.BatchOps, r.opts.BatchBytes))
 		if err != nil {
 			r.core.LinkFailed(now, localError{err})
 			return

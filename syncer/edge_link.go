@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+
+	"github.com/ferrite-edge/ferrite/store"
 )
 
 // The edge's link handling: dialing (one goroutine per attempt, its
@@ -108,7 +110,8 @@ func (r *edgeRun) linkInfo(ctx context.Context) (linkInfo, error) {
 	c := r.st.Context()
 	own := c.Max(r.st.Actor())
 	first := own + 1
-	ops, _, err := r.st.OpsSince(ctx, opsQuery(r.st.PrunedSeq(), 1, 0, r.st.Actor()))
+	// The first op of the current actor: the hub's count (HubHas) is of it.
+	ops, _, err := r.st.OpsSince(ctx, store.OpsQuery{After: r.st.PrunedSeq(), Limit: 1, Origin: r.st.Actor()})
 	if err != nil {
 		return linkInfo{}, err
 	}

@@ -163,13 +163,15 @@ func waitFor(t testing.TB, timeout time.Duration, cond func() (bool, string)) {
 
 // replica is a node under test: a store and its syncer.
 type replica struct {
-	t      testing.TB
-	name   string
-	role   crdt.Role
-	dir    string
-	res    crdt.Resolver
-	clock  func() int64
-	dur    store.Durability
+	t     testing.TB
+	name  string
+	role  crdt.Role
+	dir   string
+	res   crdt.Resolver
+	clock func() int64
+	dur   store.Durability
+	// opts adjusts the store's options at the next open.
+	opts   func(*store.Options)
 	st     *store.Store
 	edge   *Edge
 	hub    *Hub
@@ -181,12 +183,18 @@ func openStore(t testing.TB, dir, node string, role crdt.Role, res crdt.Resolver
 	return openStoreDur(t, dir, node, role, res, clock, store.DurabilityAlways)
 }
 
-func openStoreDur(t testing.TB, dir, node string, role crdt.Role, res crdt.Resolver, clock func() int64, dur store.Durability) *store.Store {
+func openStoreDur(t testing.TB, dir, node string, role crdt.Role, res crdt.Resolver, clock func() int64, dur store.Durability, mods ...func(*store.Options)) *store.Store {
 	t.Helper()
-	st, err := store.Open(context.Background(), store.Options{
+	o := store.Options{
 		NodeID: node, Role: role, Dir: dir, Resolver: res, Clock: clock, Durability: dur,
 		SweepInterval: -1, Logger: testLogger(t), Registerer: prometheus.NewRegistry(),
-	})
+	}
+	for _, m := range mods {
+		if m != nil {
+			m(&o)
+		}
+	}
+	st, err := store.Open(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +212,7 @@ func newReplica(t testing.TB, name string, role crdt.Role, res crdt.Resolver, mo
 }
 
 func (r *replica) open() {
-	r.st = openStoreDur(r.t, r.dir, r.name, r.role, r.res, r.clock, r.dur)
+	r.st = openStoreDur(r.t, r.dir, r.name, r.role, r.res, r.clock, r.dur, r.opts)
 }
 
 // close stops the syncer and closes the store (idempotent).

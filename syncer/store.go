@@ -32,6 +32,9 @@ type Store interface {
 	// Actor names this replica's writes in dots (store.Store.Actor): the
 	// node id, or node$incarnation.
 	Actor() string
+	// OwnActor reports whether an actor names this data directory's
+	// writes: its actor or one it retired (store.Options.NewActor).
+	OwnActor(actor string) bool
 	Role() crdt.Role
 	Now() crdt.Timestamp
 	Context() *crdt.Context

@@ -46,8 +46,9 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	configPath := fs.String("config", "", "YAML config `file` (default: $FERRITE_CONFIG, else built-in defaults)")
 	check := fs.Bool("check-config", false, "validate the configuration, print the effective config and exit")
 	version := fs.Bool("version", false, "print the version and exit")
+	newActor := fs.Bool("new-actor", false, "once, after restoring the data directory from a backup: write under a new actor (docs/OPERATIONS.md)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: ferrite [--config FILE] [--check-config] [--version]\n")
+		fmt.Fprintf(stderr, "Usage: ferrite [--config FILE] [--check-config] [--version] [--new-actor]\n")
 		fmt.Fprintf(stderr, "       ferrite passwd [-b] [-c | -D] [-H sha512-pbkdf2|sha512] FILE USER [PASSWORD]\n\n")
 		fs.PrintDefaults()
 		fmt.Fprintf(stderr, "\nEvery config key can be set from the environment:\n  %s\n",
@@ -100,7 +101,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 			l.Preset, l.MaxKeys, l.CompressionLevel, l.MemoryLimit)
 		return exitOK
 	}
-	return serve(cfg, stderr)
+	return serve(cfg, ferrite.Options{NewActor: *newActor}, stderr)
 }
 
 // redacted replaces a secret in the printed configuration.
@@ -124,12 +125,13 @@ func lookupEnv(environ []string, key string) string {
 
 // serve runs the node until SIGINT or SIGTERM. A second signal during the
 // graceful shutdown gets the default action: the process dies at once.
-func serve(cfg *ferrite.Config, stderr io.Writer) int {
+func serve(cfg *ferrite.Config, opts ferrite.Options, stderr io.Writer) int {
 	log := ferrite.NewLogger(cfg.Log, stderr)
 	for _, w := range cfg.Warnings() {
 		log.Warn(w)
 	}
-	node, err := ferrite.NewNode(cfg, ferrite.Options{Logger: log})
+	opts.Logger = log
+	node, err := ferrite.NewNode(cfg, opts)
 	if err != nil {
 		log.Error("invalid configuration", "error", err)
 		return exitUsage

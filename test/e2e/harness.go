@@ -131,25 +131,26 @@ func Start(t testing.TB, config string, env ...string) *Process {
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return launch(t, path, filepath.Join(dir, "data"), env)
+	return launch(t, path, filepath.Join(dir, "data"), env, nil)
 }
 
 // Restart starts a new process with the same config file, data dir and
 // environment as p (which must have exited: Stop it first, with SIGKILL for
-// a crash).
-func (p *Process) Restart(t testing.TB) *Process {
+// a crash), and args after --config.
+func (p *Process) Restart(t testing.TB, args ...string) *Process {
 	t.Helper()
 	if p.Alive() {
 		t.Fatal("e2e: Restart of a running process")
 	}
-	return launch(t, p.Config, p.DataDir, p.env)
+	return launch(t, p.Config, p.DataDir, p.env, args)
 }
 
-func launch(t testing.TB, configPath, dataDir string, env []string) *Process {
+// launch runs the binary with --config configPath and args.
+func launch(t testing.TB, configPath, dataDir string, env, args []string) *Process {
 	t.Helper()
 	bin := Binary(t)
 	p := &Process{DataDir: dataDir, Config: configPath, env: env, stderr: &syncBuffer{}, done: make(chan struct{})}
-	p.Cmd = exec.Command(bin, "--config", p.Config)
+	p.Cmd = exec.Command(bin, append([]string{"--config", p.Config}, args...)...)
 	p.Cmd.Env = append(append(os.Environ(), "FERRITE_DATA_DIR="+p.DataDir), env...)
 	p.Cmd.Stdout = p.stderr
 	p.Cmd.Stderr = p.stderr
