@@ -104,8 +104,10 @@
 //     accumulate, so the batch grows with the commit latency and one fsync
 //     covers them all, and parsing (on the broker's worker) overlaps the
 //     write. Overflow and store refusals drop readings, counted in
-//     ferrite_ingest_readings_dropped_total{reason}. Drain waits for the
-//     queue; Close writes what is queued.
+//     ferrite_ingest_readings_dropped_total{reason}. Drain waits until the
+//     readings queued before it are written, not for an empty queue, which
+//     a steady stream of other sensors never leaves; Close writes what is
+//     queued.
 //
 // # Running aggregates and the registry
 //

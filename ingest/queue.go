@@ -22,22 +22,29 @@ const DefaultQueueSize = 65536
 // (group commit at the ingest level), and parsing overlaps the write on
 // the second core. When size readings are queued, a push waits briefly
 // for room (backpressure), then drops the newest, counted.
+//
+// Readings leave the queue in the order they were pushed, so two counters
+// tell a caller when the readings queued before it are written: drain
+// takes the count pushed as its ticket and waits until the count written
+// reaches it. Waiting for an empty queue instead never ends while other
+// sensors keep publishing (SENSOR.FORGET, SENSOR.FLUSH under load).
 type qos0Queue struct {
 	p    *Pipeline
 	size int
 
-	mu      sync.Mutex
-	buf     []Reading
-	spare   []Reading
-	busy    bool          // the writer holds a batch
-	idle    chan struct{} // closed and replaced when the writer goes idle with nothing queued
-	wake    chan struct{} // capacity 1
-	space   chan struct{} // closed and replaced when the writer takes a batch
-	stopped bool
+	mu       sync.Mutex
+	buf      []Reading
+	spare    []Reading
+	pushed   uint64        // readings ever queued
+	written  uint64        // readings ever handed to the store (or dropped at the stop)
+	progress chan struct{} // closed and replaced when written grows or the queue stops
+	wake     chan struct{} // capacity 1
+	space    chan struct{} // closed and replaced when the writer takes a batch
+	stopped  bool
 }
 
 func newQoS0Queue(p *Pipeline, size int) *qos0Queue {
-	return &qos0Queue{p: p, size: size, wake: make(chan struct{}, 1), idle: make(chan struct{}), space: make(chan struct{})}
+	return &qos0Queue{p: p, size: size, wake: make(chan struct{}, 1), progress: make(chan struct{}), space: make(chan struct{})}
 }
 
 // maxQueueWait bounds how long push waits for room before dropping.
@@ -58,6 +65,7 @@ func (q *qos0Queue) push(ctx context.Context, rs []Reading) int {
 		room := max(q.size-len(q.buf), 0)
 		n := min(room, len(rs))
 		q.buf = append(q.buf, rs[:n]...)
+		q.pushed += uint64(n)
 		rs = rs[n:]
 		space := q.space
 		q.mu.Unlock()
@@ -94,9 +102,6 @@ func (q *qos0Queue) take() []Reading {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if len(q.buf) == 0 {
-		q.busy = false
-		close(q.idle)
-		q.idle = make(chan struct{})
 		return nil
 	}
 	out := q.buf
@@ -108,7 +113,6 @@ func (q *qos0Queue) take() []Reading {
 		clear(out[maxWriteBatch:])
 		out = out[:maxWriteBatch]
 	}
-	q.busy = true
 	close(q.space) // wake pushers waiting for room
 	q.space = make(chan struct{})
 	return out
@@ -117,14 +121,23 @@ func (q *qos0Queue) take() []Reading {
 // maxWriteBatch bounds one store batch of queued readings.
 const maxWriteBatch = 16384
 
-// recycle returns a written batch's slice for reuse.
+// recycle counts a batch as written and returns its slice for reuse.
 func (q *qos0Queue) recycle(b []Reading) {
+	n := len(b)
 	clear(b) // drop string references
 	q.mu.Lock()
+	q.advance(n)
 	if q.spare == nil && cap(b) <= 4*q.size {
 		q.spare = b[:0]
 	}
 	q.mu.Unlock()
+}
+
+// advance counts n more readings written and wakes the drains (q.mu held).
+func (q *qos0Queue) advance(n int) {
+	q.written += uint64(n)
+	close(q.progress)
+	q.progress = make(chan struct{})
 }
 
 // run is the writer goroutine. It exits when ctx is done, after writing
@@ -160,7 +173,8 @@ func (q *qos0Queue) finish() {
 			clear(q.buf)
 			q.buf = q.buf[:0]
 			q.stopped = true
-			close(q.space) // pushers waiting for room see stopped
+			q.advance(lost) // drains waiting for them return
+			close(q.space)  // pushers waiting for room see stopped
 			q.space = make(chan struct{})
 			q.mu.Unlock()
 			if lost > 0 {
@@ -184,22 +198,27 @@ func (q *qos0Queue) writeAll(ctx context.Context) {
 }
 
 // drain waits until every reading queued before the call is written (or
-// ctx ends).
+// ctx ends), however many are queued after it: readings leave in push
+// order, so those are written once the written count reaches the pushed
+// count of now (the ticket).
 func (q *qos0Queue) drain(ctx context.Context) error {
+	q.mu.Lock()
+	ticket := q.pushed
+	q.mu.Unlock()
 	for {
 		q.mu.Lock()
-		if len(q.buf) == 0 && !q.busy {
+		if q.written >= ticket || q.stopped {
 			q.mu.Unlock()
 			return nil
 		}
-		idle := q.idle
+		progress := q.progress
 		q.mu.Unlock()
 		select {
 		case q.wake <- struct{}{}:
 		default:
 		}
 		select {
-		case <-idle:
+		case <-progress:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
