@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/ferrite-edge/ferrite/crdt"
 )
 
 // Actors.
@@ -30,10 +31,13 @@ import (
 // reuse dots its peers hold (the ones its original wrote after the
 // backup). Opened with Options.NewActor (ferrite --new-actor), it retires
 // that actor and draws a new one: its own dots so far join its causal
-// context like a peer's, its ops still in the op log stay its own (they
-// are sent to the hub as before), and its new writes reuse nothing. The
-// hub then sends it back what the original wrote after the backup, as it
-// does for any peer's writes.
+// context like a peer's, its ops still in the op log up to the counter it
+// retired at stay its own (OwnDot: they are sent to the hub as before),
+// and its new writes reuse nothing. The hub then sends it back what the
+// original wrote after the backup, as it does for any peer's writes; those
+// ops carry the retired actor too, above that counter: not its own.
+// NewActor must be the directory's first start after the restore: writes
+// made before it already reused dots, and nothing can tell them apart.
 
 const (
 	actorSep = "$"
@@ -69,11 +73,23 @@ func ActorNode(actor string) string {
 // (see Options.Actor).
 func (s *Store) Actor() string { return s.actor }
 
-// OwnActor reports whether actor names this data directory's writes: its
-// actor, or one it retired (Options.NewActor). The syncer sends the ops of
-// these actors to the hub.
-func (s *Store) OwnActor(actor string) bool {
-	return actor == s.actor || slices.Contains(s.retired, actor)
+// retiredActor is an actor this directory wrote under before NewActor, and
+// the last counter it wrote (the dots above it are the original's, from
+// after the backup: they come back from the hub, they are not ours).
+type retiredActor struct {
+	name string
+	upto uint64
+}
+
+// OwnDot reports whether d is a write of this data directory: of its
+// actor, or of one it retired (Options.NewActor) up to the counter it
+// retired at. The syncer sends the ops of these dots to the hub.
+func (s *Store) OwnDot(d crdt.Dot) bool {
+	if d.Node == s.actor {
+		return true
+	}
+	i := slices.IndexFunc(s.retired, func(r retiredActor) bool { return r.name == d.Node })
+	return i >= 0 && d.Counter <= s.retired[i].upto
 }
 
 // loadActor reads the directory's actor (the one it was created with, or
@@ -98,7 +114,7 @@ func (s *Store) loadActor() error {
 	r := reader{b: v}
 	n := r.uvarint()
 	for range min(n, uint64(len(v))) {
-		s.retired = append(s.retired, r.str(maxOpNode))
+		s.retired = append(s.retired, retiredActor{name: r.str(maxOpNode), upto: r.uvarint()})
 	}
 	if err := r.done(); err != nil {
 		return fmt.Errorf("metadata %q: %w", metaRetired, err)
@@ -116,12 +132,13 @@ func (s *Store) retireActor() error {
 		return err
 	}
 	old := s.actor
-	s.retired = append(s.retired, old)
+	s.retired = append(s.retired, retiredActor{name: old, upto: s.counter})
 	s.actor, s.counter = next, 0
 	v := binary.AppendUvarint(nil, uint64(len(s.retired)))
 	for _, a := range s.retired {
-		v = binary.AppendUvarint(v, uint64(len(a)))
-		v = append(v, a...)
+		v = binary.AppendUvarint(v, uint64(len(a.name)))
+		v = append(v, a.name...)
+		v = binary.AppendUvarint(v, a.upto)
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
@@ -133,6 +150,6 @@ func (s *Store) retireActor() error {
 		return fmt.Errorf("store: retire actor %q: %w", old, err)
 	}
 	s.log.Warn("data directory writes under a new actor from now on (NewActor)",
-		"retired", old, "actor", s.actor, "retired_counter", s.ctx.Max(old))
+		"retired", old, "actor", s.actor, "retired_counter", s.retired[len(s.retired)-1].upto)
 	return nil
 }

@@ -198,8 +198,11 @@ func TestRestoredBackupNewActor(t *testing.T) {
 
 	ca.advance(time.Minute)
 	restored := openAt(t, backup, withClock(ca), func(o *Options) { o.Resolver, o.NewActor = p.a.opts.Resolver, true })
-	if restored.Actor() == old || !restored.OwnActor(old) || !restored.OwnActor(restored.Actor()) || restored.OwnActor("hub") {
-		t.Fatalf("actor %q (was %q), own: old %v new %v", restored.Actor(), old, restored.OwnActor(old), restored.OwnActor(restored.Actor()))
+	// Its own dots: the retired actor's up to the backup's counter (2), the
+	// new actor's; not the original's later ones (3, 4), nor a peer's.
+	own := func(node string, c uint64) bool { return restored.OwnDot(crdt.Dot{Node: node, Counter: c}) }
+	if restored.Actor() == old || !own(old, 2) || own(old, 3) || !own(restored.Actor(), 1) || own("hub", 1) {
+		t.Fatalf("actor %q (was %q): own(old:2)=%v own(old:3)=%v", restored.Actor(), old, own(old, 2), own(old, 3))
 	}
 	check(t, restored.Set(ctx, "k", []byte("3")))
 	check(t, restored.Set(ctx, "restored", []byte("y")))
@@ -216,8 +219,8 @@ func TestRestoredBackupNewActor(t *testing.T) {
 	actor := restored.Actor()
 	check(t, restored.Close())
 	again := openAt(t, backup, func(o *Options) { o.Resolver = p.a.opts.Resolver })
-	if again.Actor() != actor || !again.OwnActor(old) {
-		t.Fatalf("reopened as %q, own(%q) = %v", again.Actor(), old, again.OwnActor(old))
+	if again.Actor() != actor || !again.OwnDot(crdt.Dot{Node: old, Counter: 2}) || again.OwnDot(crdt.Dot{Node: old, Counter: 3}) {
+		t.Fatalf("reopened as %q, retired actor %q not kept with its counter", again.Actor(), old)
 	}
 	check(t, again.Set(ctx, "after", []byte("z")))
 	if ops := durableOps(t, again); ops[len(ops)-1].Dot != (crdt.Dot{Node: actor, Counter: 3}) {

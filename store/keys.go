@@ -25,7 +25,7 @@ const (
 	metaFormat  = "format"  // uvarint layout version
 	metaNode    = "node"    // node id (string)
 	metaActor   = "actor"   // actor name (string); absent: the node id
-	metaRetired = "retired" // uvarint count, then uvarint-length actor names
+	metaRetired = "retired" // uvarint count, then per actor: uvarint-length name, uvarint last counter
 	metaState   = "state"   // counter, HLC high-water, last seq, live keys
 	metaContext = "context" // encoded crdt.Context of remote dots
 	metaPruned  = "pruned"  // uvarint: op log pruned up to this seq

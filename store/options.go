@@ -106,9 +106,9 @@ type Options struct {
 	// NewActor retires an existing data directory's actor and writes under
 	// a new one from now on: for a directory restored from a backup, whose
 	// actor's later writes its peers already hold (see actor.go). Its ops
-	// still in the op log stay its own (OwnActor) and are still sent. Use
-	// it once per restore: every use adds an actor to every replica's
-	// causal context.
+	// still in the op log stay its own (OwnDot) and are still sent. Use
+	// it once per restore, at the first start after it: every use adds an
+	// actor to every replica's causal context.
 	NewActor bool
 	// Role is RoleEdge (default) or RoleHub. It orders CloudWins/EdgeWins.
 	Role crdt.Role

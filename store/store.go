@@ -19,8 +19,8 @@ type Store struct {
 	log     *slog.Logger
 	db      *pebble.DB
 	node    string
-	actor   string   // names this directory's writes in dots and stamps (actor.go)
-	retired []string // this directory's earlier actors (Options.NewActor); fixed after Open
+	actor   string         // names this directory's writes in dots and stamps (actor.go)
+	retired []retiredActor // this directory's earlier actors (Options.NewActor); fixed after Open
 	role    crdt.Role
 	hlc     *crdt.HLC
 	cache   *hotCache[*cached]

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferrite-edge/ferrite/crdt"
 	"github.com/ferrite-edge/ferrite/store"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TestLostDataDirectory: edge-1's disk is replaced while it is offline,
@@ -257,7 +258,7 @@ func TestRestoredBackupNewActor(t *testing.T) {
 	e1.opts = func(o *store.Options) { o.NewActor = true }
 	e1.open()
 	e1.opts = nil
-	if e1.st.Actor() == old || !e1.st.OwnActor(old) {
+	if e1.st.Actor() == old || !e1.st.OwnDot(crdt.Dot{Node: old, Counter: 2}) {
 		t.Fatalf("restored as %q (was %q)", e1.st.Actor(), old)
 	}
 	check(t, e1.st.Set(ctx, "k", []byte("3")))
@@ -271,4 +272,129 @@ func TestRestoredBackupNewActor(t *testing.T) {
 			}
 		}
 	}
+}
+
+// restoreWithLaterWrites runs the backup/restore scenario of
+// TestRestoredBackupNewActor: edge-1 is backed up, its original then
+// writes n keys under its actor (they reach the hub), its disk dies, and
+// the backup is opened with NewActor (not started). It returns the
+// retired actor.
+func restoreWithLaterWrites(t *testing.T, b *broker, hub, e1, e2 *replica, n int) string {
+	t.Helper()
+	ctx := context.Background()
+	check(t, e1.st.Set(ctx, "k", []byte("1")))
+	waitConverged(t, 20*time.Second, hub, e1, e2)
+	old := e1.st.Actor()
+	e1.close()
+	backup := t.TempDir()
+	check(t, os.CopyFS(backup, os.DirFS(e1.dir)))
+
+	e1.open()
+	e1.startEdge(b.url)
+	for i := range n {
+		check(t, e1.st.Set(ctx, fmt.Sprintf("later/%03d", i), []byte("x")))
+	}
+	waitConverged(t, 20*time.Second, hub, e1, e2)
+	e1.close()
+
+	e1.dir = backup
+	e1.opts = func(o *store.Options) { o.NewActor = true }
+	e1.open()
+	e1.opts = nil
+	if e1.st.Actor() == old || !e1.st.OwnDot(crdt.Dot{Node: old, Counter: 1}) {
+		t.Fatalf("restored as %q (was %q)", e1.st.Actor(), old)
+	}
+	return old
+}
+
+// TestRelayedRetiredOpsAreNotOwn: the hub sends the restored edge what its
+// original wrote after the backup, under the retired actor; the edge's op
+// log keeps them (for relaying), but they are not its own writes: they
+// must not fill its offline queue (capacity 10 here, 25 such ops) nor be
+// sent back up. Only the counter the actor was retired at tells them apart
+// (found in review: they overflowed the queue and forced a full sync up).
+func TestRelayedRetiredOpsAreNotOwn(t *testing.T) {
+	b := startEmbedded(t)
+	res := crdt.Resolver{Default: crdt.LastWriteWins}
+	hub, e1, e2 := hubAndEdges(t, res)
+	hub.startHub(b.url)
+	e2.startEdge(b.url)
+	e1.startEdge(b.url)
+	const n = 25
+	restoreWithLaterWrites(t, b, hub, e1, e2, n)
+	ctx := context.Background()
+
+	// Periodic rounds far apart: the down stream runs, nothing is pushed
+	// up before the next round (the default opportunistic policy behaves
+	// the same between its rounds).
+	e1.startEdge(b.url, func(o *EdgeOptions) {
+		o.Policy = PolicyPeriodic
+		o.Interval = time.Hour
+		o.QueueCapacity = 10
+	})
+	waitFor(t, 20*time.Second, func() (bool, string) {
+		v, err := e1.st.Get(ctx, fmt.Sprintf("later/%03d", n-1))
+		return err == nil && string(v) == "x", fmt.Sprintf("later/%03d not back yet: %v", n-1, err)
+	})
+	// One write of its own, after the relayed ops in its log: once it is
+	// counted, the queue scan has passed them.
+	check(t, e1.st.Set(ctx, "mine", []byte("1")))
+	waitFor(t, 10*time.Second, func() (bool, string) {
+		st := e1.edge.Status()
+		return st.PendingOps >= 1 || st.Dropped > 0, fmt.Sprintf("status %+v", st)
+	})
+	if st := e1.edge.Status(); st.PendingOps != 1 || st.Dropped != 0 || st.NeedFullSync {
+		t.Errorf("one write of its own, but: pending_ops=%d dropped=%d need_full_sync=%v",
+			st.PendingOps, st.Dropped, st.NeedFullSync)
+	}
+}
+
+// TestRelayedRetiredOpsNotEchoed: with the immediate policy, the restored
+// edge sends up its own write only, not the original's later writes the
+// hub relayed to it.
+func TestRelayedRetiredOpsNotEchoed(t *testing.T) {
+	b := startEmbedded(t)
+	res := crdt.Resolver{Default: crdt.LastWriteWins}
+	hub, e1, e2 := hubAndEdges(t, res)
+	hub.startHub(b.url)
+	e2.startEdge(b.url)
+	e1.startEdge(b.url)
+	const n = 25
+	restoreWithLaterWrites(t, b, hub, e1, e2, n)
+
+	reg := prometheus.NewRegistry()
+	e1.startEdge(b.url, func(o *EdgeOptions) { o.Registerer = reg })
+	waitConverged(t, 20*time.Second, hub, e1, e2)
+	// Ops go up in log order: once this later write is acknowledged,
+	// anything before it that was going to be sent has been.
+	check(t, e1.st.Set(context.Background(), "mine", []byte("1")))
+	waitFor(t, 10*time.Second, func() (bool, string) {
+		st := e1.edge.Status()
+		return st.PendingOps == 0 && mustGet(t, hub.st, "k") != "" && hasKey(hub, "mine"), fmt.Sprintf("status %+v", st)
+	})
+	if sent := counterValue(t, reg, "ferrite_sync_ops_sent_total"); sent != 1 {
+		t.Errorf("sent %v ops up, want 1 (its own write; not the original's %d later writes the hub relayed)", sent, n)
+	}
+}
+
+func hasKey(r *replica, key string) bool {
+	_, err := r.st.Get(context.Background(), key)
+	return err == nil
+}
+
+func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	check(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			sum := 0.0
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+			return sum
+		}
+	}
+	t.Fatalf("metric %s not found", name)
+	return 0
 }

@@ -12,12 +12,12 @@ import (
 // Bad input from peers is logged at most every 10 seconds.
 var logBad = rate.Sometimes{Interval: 10 * time.Second}
 
-// ownOps selects the ops after after that this edge sends: those of its
-// data directory's actors (store.Store.OwnActor: its actor and the ones it
-// retired), not the ones it received.
+// ownOps selects the ops after after that this edge sends: its data
+// directory's own writes (store.Store.OwnDot: its actor's, and the ones it
+// made under an actor it retired), not the ones it received.
 func ownOps(st Store, after uint64, limit, maxBytes int) store.OpsQuery {
 	return store.OpsQuery{After: after, Limit: limit, MaxBytes: maxBytes,
-		Filter: func(op *store.Op) bool { return st.OwnActor(op.Dot.Node) }}
+		Filter: func(op *store.Op) bool { return st.OwnDot(op.Dot) }}
 }
 
 // exec runs the core's actions until it has none left (each result is

@@ -32,9 +32,10 @@ type Store interface {
 	// Actor names this replica's writes in dots (store.Store.Actor): the
 	// node id, or node$incarnation.
 	Actor() string
-	// OwnActor reports whether an actor names this data directory's
-	// writes: its actor or one it retired (store.Options.NewActor).
-	OwnActor(actor string) bool
+	// OwnDot reports whether a dot is a write of this data directory: of
+	// its actor, or of one it retired (store.Options.NewActor) up to the
+	// counter it retired at.
+	OwnDot(d crdt.Dot) bool
 	Role() crdt.Role
 	Now() crdt.Timestamp
 	Context() *crdt.Context
