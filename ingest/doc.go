@@ -184,16 +184,21 @@
 // other. Its open buckets are closed and written first, as a clean stop
 // writes them: they hold readings the aggregates counted. Stored buckets
 // (agg/<node>/<id>/...) are replicated history, synced or to be synced:
-// they are kept (the reply counts them; DEL deletes them like any key). A
-// bucket the store refuses (Critical level) stays pending and is written
-// later; forgetting goes on, as it is a deletion.
+// they are kept (the reply counts them; DEL deletes them like any key). If
+// the store refuses the sensor's buckets (Critical level), SENSOR.FORGET
+// fails (ErrBucketsNotWritten) and removes nothing: the raw ring is what
+// rebuilds those buckets after a crash or a stop, so deleting it would
+// lose readings the aggregates counted. The buckets stay pending, as
+// after SENSOR.FLUSH; retry once the store accepts writes. A sensor whose
+// buckets are all stored is forgotten at the Critical level too (a
+// deletion).
 //
 // QoS 0 readings queued before the command are stored first, and removed
 // with the sensor. A reading racing with it is counted and removed, or
 // stored after it: then the sensor is registered anew, as any new sensor,
 // counted from zero, with a new ring (none of the old readings come back).
 // The reply: {"sensor", "readings" (counted), "raw_readings_dropped",
-// "buckets_flushed", "buckets_pending" (if any), "buckets_kept",
-// "bucket_keys"}; an unknown id is an error. OnForget callbacks run before
+// "buckets_flushed", "buckets_kept", "bucket_keys"}; an unknown id is an
+// error. OnForget callbacks run before
 // the reply (the root package clears the sensor's Home Assistant entity).
 package ingest

@@ -20,6 +20,11 @@ var (
 	ErrInvalidSensorID = errors.New("ingest: invalid sensor id")
 	// ErrUnknownSensor is returned for queries about a sensor never seen.
 	ErrUnknownSensor = errors.New("ingest: unknown sensor")
+	// ErrBucketsNotWritten is returned by Forget when the store does not
+	// take the sensor's buckets now (it refuses writes at the Critical
+	// level): forgetting would delete the raw readings they are rebuilt
+	// from, so nothing is forgotten.
+	ErrBucketsNotWritten = errors.New("ingest: buckets not written")
 
 	// ErrEmptyPayload: the payload is empty or only whitespace.
 	ErrEmptyPayload = errors.New("ingest: empty payload")

@@ -22,10 +22,6 @@ type ForgetReply struct {
 	// BucketsFlushed is the open buckets closed and written first, so
 	// that every counted reading is in the replicated aggregates.
 	BucketsFlushed int `json:"buckets_flushed"`
-	// BucketsPending is the sensor's closed buckets the store has not
-	// accepted (it refuses writes): kept in memory and written at a later
-	// tick, as any other pending bucket.
-	BucketsPending int `json:"buckets_pending,omitempty"`
 	// BucketsKept is the sensor's stored buckets, which stay: replicated
 	// history, synced or to be synced. BucketKeys is their key form; KEYS
 	// lists them, DEL deletes them (fleet-wide, like any key).
@@ -49,8 +45,11 @@ func (p *Pipeline) OnForget(fn func(ctx context.Context, sensor string)) {
 // two in one durable store batch. Its open buckets are closed and written
 // first, as a clean stop writes them: they hold readings the aggregates
 // counted, and a bucket written later could not be told from a new
-// sensor's. Stored buckets are kept (ForgetReply.BucketsKept). If the
-// sensor sends again it is registered anew, counted from zero.
+// sensor's. If the store does not take them (it refuses writes), Forget
+// fails with ErrBucketsNotWritten and removes nothing: the ring is what
+// rebuilds them after a crash. Stored buckets are kept
+// (ForgetReply.BucketsKept). If the sensor sends again it is registered
+// anew, counted from zero.
 //
 // A reading racing with Forget is either counted and removed with the
 // sensor, or stored after it as the first reading of a new sensor:
@@ -97,13 +96,17 @@ func (p *Pipeline) forget(ctx context.Context, id string) (ForgetReply, error) {
 	reply := ForgetReply{Sensor: id, Readings: info.Count}
 	if p.agg != nil {
 		reply.BucketsFlushed = p.agg.flushSensor(id)
-		if err := p.writePending(ctx); err != nil {
-			// The buckets the store refused are requeued and carry
-			// counted readings: forgetting goes on, they are written at a
-			// later tick (they need no registry entry).
-			p.log.Warn("forget: buckets not written yet", "sensor", id, "err", err)
+		werr := p.writePending(ctx)
+		if n := p.agg.pendingOf(id); n > 0 {
+			// The refused buckets carry counted readings, and the raw ring
+			// is their only durable source: deleting it now would lose
+			// them at a crash or a stop before the store takes them. The
+			// sensor stays as it was (its buckets pending, as after
+			// SENSOR.FLUSH); the operator retries.
+			// (n > 0 only after a failed write: werr is set.)
+			return ForgetReply{}, fmt.Errorf("%w (%w): %d buckets of %q could not be written; "+
+				"SENSOR.FORGET would lose them: retry when the store accepts writes", ErrBucketsNotWritten, werr, n, id)
 		}
-		reply.BucketsPending = p.agg.pendingOf(id)
 		kept, err := p.storedBuckets(ctx, id)
 		if err != nil {
 			return ForgetReply{}, err
@@ -206,7 +209,7 @@ func (a *EdgeAggregator) pendingOf(sensor string) int {
 }
 
 // dropSensor forgets a sensor's watermarks and recently closed buckets
-// (its pending buckets stay: they are written as usual). A sensor that
+// (it has no pending bucket: Forget refuses while it has). A sensor that
 // comes back starts without watermarks: a reading for an interval
 // already written opens a normal bucket, which the store adds into the
 // same key, so it is still counted once.

@@ -299,25 +299,47 @@ func waitCh(wg *sync.WaitGroup) <-chan struct{} {
 	return ch
 }
 
-// At the Critical level the store refuses the bucket writes: FORGET still
-// removes the sensor (a deletion), its closed buckets stay pending and are
-// written once the store accepts writes, without registering it again.
+// At the Critical level the store refuses the bucket writes: FORGET of a
+// sensor with a bucket to write is refused and changes nothing (the raw
+// ring is the bucket's only durable source); retried once the store takes
+// writes, it writes the bucket and removes the sensor. A sensor whose
+// buckets are all stored is forgotten while writes are refused (a
+// deletion).
 func TestForgetWhileStoreRefuses(t *testing.T) {
+	ctx := context.Background()
 	n := newTestNode(t, t.TempDir(), withNode)
+	n.clock.Set(t0.Add(time.Second))
 	n.publish("sensors/x", "1")
 	n.publish("sensors/x", "2")
-	n.st.SetRefuseWrites("critical disk")
-	r := n.forgetCmd("x")
-	if r.BucketsFlushed != 1 || r.BucketsPending != 1 || r.BucketsKept != 0 || r.RawDropped != 2 {
-		t.Fatalf("reply %+v", r)
-	}
-	n.checkForgotten("x", "while refused")
-	n.st.SetRefuseWrites("")
-	if err := n.p.Tick(context.Background()); err != nil {
+	n.publish("sensors/y", "3")
+	n.clock.Set(t0.Add(75 * time.Second)) // both first-minute buckets close and are stored
+	if err := n.p.Tick(ctx); err != nil {
 		t.Fatal(err)
 	}
-	n.checkForgotten("x", "after the pending bucket was written")
-	if got := n.storedBucketCount("x"); got != 2 {
-		t.Fatalf("stored bucket counts %d readings, want 2", got)
+	n.publish("sensors/x", "4") // an open bucket of the second minute
+	n.st.SetRefuseWrites("critical disk")
+	_, err := n.cmd("SENSOR.FORGET", "x")
+	if !errors.Is(err, ErrBucketsNotWritten) || !strings.Contains(err.Error(), "critical disk") ||
+		!strings.Contains(err.Error(), `1 buckets of "x"`) {
+		t.Fatalf("SENSOR.FORGET x while refused: %v", err)
+	}
+	if st := n.stats("x"); st.Count != 3 {
+		t.Fatalf("x after the refused FORGET: %+v", st)
+	}
+	if rs, err := n.st.Readings(ctx, "x", 0, 0); err != nil || len(rs) != 3 {
+		t.Fatalf("x's ring after the refused FORGET: %v %v", rs, err)
+	}
+	if r := n.forgetCmd("y"); r.BucketsFlushed != 0 || r.BucketsKept != 1 || r.RawDropped != 1 {
+		t.Fatalf("FORGET y while refused: %+v", r)
+	}
+	n.checkForgotten("y", "while refused")
+
+	n.st.SetRefuseWrites("")
+	if r := n.forgetCmd("x"); r.BucketsFlushed != 0 || r.BucketsKept != 2 || r.RawDropped != 3 {
+		t.Fatalf("FORGET x once writes are accepted: %+v", r)
+	}
+	n.checkForgotten("x", "after the retry")
+	if got := n.storedBucketCount("x"); got != 3 {
+		t.Fatalf("stored buckets count %d readings, want 3", got)
 	}
 }
