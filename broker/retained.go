@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/mochi-mqtt/server/v2/hooks/storage"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -63,4 +64,35 @@ func decodeRetained(topic string, rec []byte) (packets.Packet, error) {
 	pk.FixedHeader.Type, pk.FixedHeader.Retain = packets.Publish, true
 	pk.Expiry, pk.ProtocolVersion = r.Expiry, r.ProtocolVersion
 	return pk, nil
+}
+
+// Retained returns the retained messages on the topics filter (MQTT
+// wildcards) matches, as a new subscriber to filter would get them. It
+// lets the node find retained messages it published and must remove, such
+// as the Home Assistant discovery configs of sensors forgotten while the
+// gateway was down. Messages past their expiry are left out. The scan
+// passes the retained-index gate (retaingate.go), as a subscriber's does.
+func (b *Broker) Retained(filter string) ([]Message, error) {
+	if !validFilter(filter) {
+		return nil, fmt.Errorf("%w: %q", ErrInvalidFilter, filter)
+	}
+	if b.closing.Load() {
+		return nil, ErrClosed
+	}
+	b.gate.enterScan()
+	pks := b.server.Topics.Messages(filter)
+	b.gate.leaveScan()
+	now := time.Now().Unix()
+	out := make([]Message, 0, len(pks))
+	for _, pk := range pks {
+		if len(pk.Payload) == 0 || (pk.Expiry > 0 && pk.Expiry < now) {
+			continue
+		}
+		out = append(out, Message{
+			Topic: pk.TopicName, Payload: pk.Payload, QoS: pk.FixedHeader.Qos, Retain: true,
+			ProtocolVersion: pk.ProtocolVersion, ContentType: pk.Properties.ContentType,
+			Received: time.Unix(pk.Created, 0),
+		})
+	}
+	return out, nil
 }
