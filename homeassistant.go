@@ -81,9 +81,15 @@ type haPublisher struct {
 	// queued (the offline availability before the broker closes).
 	drain func()
 
+	// slugStore, if set, keeps the slug table across restarts
+	// (homeassistant_slugs.go).
+	slugStore haSlugStore
+	slugLog   rate.Sometimes
+
 	// Owned by the run goroutine.
 	sensors  map[string]*haSensor // by sensor id
-	slugs    map[string]string    // slug → sensor id ("" reserved)
+	slugs    map[string]string    // slug → sensor id, forgotten ones too ("" reserved)
+	unsaved  []string             // slugs given since the table was last stored
 	skipped  map[string]bool      // sensors beyond max_sensors
 	gateway  []byte               // last gateway state published
 	gwConfig map[string]bool      // gateway entities announced
@@ -151,6 +157,7 @@ func newHAPublisher(cfg HomeAssistantConfig, node, model string, src haSource,
 		log:      log,
 		limit:    rate.NewLimiter(haPublishRate, 200),
 		m:        m,
+		slugLog:  rate.Sometimes{First: 1, Interval: time.Minute},
 		birth:    make(chan struct{}, 1),
 		pollReq:  make(chan chan struct{}),
 		stopped:  make(chan struct{}),
@@ -244,10 +251,15 @@ func (p *haPublisher) republish(ctx context.Context) error {
 func (p *haPublisher) poll(ctx context.Context) error {
 	infos := p.src.Sensors()
 	p.register(infos)
+	if err := p.saveSlugs(ctx); err != nil {
+		p.slugLog.Do(func() {
+			p.log.Warn("home assistant slugs not stored: new sensors are announced once they are", "error", err)
+		})
+	}
 	seen, seenSkipped := 0, 0
 	for i := range infos {
 		info := &infos[i]
-		s := p.sensor(info.ID)
+		s := p.sensors[info.ID]
 		if s == nil {
 			if p.skipped[info.ID] {
 				seenSkipped++
@@ -278,11 +290,12 @@ func (p *haPublisher) poll(ctx context.Context) error {
 }
 
 // register gives the sensors not yet announced their slugs in the order
-// they were first seen (then by id): the order that decides which of two
-// ids with the same slug keeps it and which gets a hash suffix must be the
-// same after a restart, or their unique_ids swap and Home Assistant
-// attaches one sensor's history to the other (found by the HA audit).
-// First-seen times are persisted with the sensor registry.
+// they were first seen (then by id): of two new ids with the same slug,
+// the one seen first keeps it and the other gets a hash suffix. A sensor
+// announced before keeps its slug whatever the order (the slug table,
+// homeassistant_slugs.go): otherwise unique_ids swap after a restart and
+// Home Assistant attaches one sensor's history to the other (found by the
+// HA audit).
 func (p *haPublisher) register(infos []ingest.SensorInfo) {
 	var fresh []*ingest.SensorInfo
 	for i := range infos {
@@ -302,7 +315,8 @@ func (p *haPublisher) register(infos []ingest.SensorInfo) {
 }
 
 // sensor returns the publisher's record of a sensor, making one (with a
-// slug no other sensor has) on first sight; nil beyond max_sensors.
+// slug no other sensor has, or its own from before) on first sight; nil
+// beyond max_sensors.
 func (p *haPublisher) sensor(id string) *haSensor {
 	if s := p.sensors[id]; s != nil {
 		return s
@@ -318,11 +332,11 @@ func (p *haPublisher) sensor(id string) *haSensor {
 		}
 		return nil
 	}
-	slug := slugify(id)
-	if owner, taken := p.slugs[slug]; taken && owner != id {
-		slug = slug + "_" + shortHash(id)
+	slug := p.slugFor(id)
+	if p.slugs[slug] != id {
+		p.slugs[slug] = id
+		p.unsaved = append(p.unsaved, slug)
 	}
-	p.slugs[slug] = id
 	s := &haSensor{slug: slug, count: math.MaxUint64, unit: "\x00"}
 	p.sensors[id] = s
 	return s

@@ -41,7 +41,8 @@ func (p *haPublisher) sync(ctx context.Context) error {
 // retained config is how Home Assistant's MQTT discovery deletes an
 // entity, and an empty retained state deletes the broker's copy of the
 // last value, so neither a birth nor a new subscriber brings them back.
-// The slug is freed: a sensor that comes back is announced as a new one.
+// The slug stays reserved: a sensor that comes back is announced with it
+// again, and no other sensor takes it.
 // The skipped sensors are reconsidered at the next poll (a slot may be
 // free, and a forgotten one must not stay counted).
 func (p *haPublisher) clearForgotten(ctx context.Context, infos []ingest.SensorInfo) error {
@@ -57,8 +58,7 @@ func (p *haPublisher) clearForgotten(ctx context.Context, infos []ingest.SensorI
 		if err := p.send(ctx, "state", p.sensorStateTopic(s.slug), nil); err != nil {
 			return err
 		}
-		delete(p.sensors, id)
-		delete(p.slugs, s.slug)
+		delete(p.sensors, id) // its slug stays its own (homeassistant_slugs.go)
 		p.log.Info("sensor forgotten: its entity is removed", "sensor", id)
 	}
 	clear(p.skipped)

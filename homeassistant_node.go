@@ -48,6 +48,10 @@ func (n *Node) startHomeAssistant(ctx context.Context) error {
 		return fmt.Errorf("ferrite: homeassistant: %w", err)
 	}
 	p.drain = func() { drainBroker(n.broker) }
+	p.slugStore = storeSlugs{n.store}
+	if err := p.loadSlugs(ctx); err != nil {
+		return fmt.Errorf("ferrite: homeassistant: %w", err)
+	}
 	if n.pipeline != nil {
 		// SENSOR.FORGET replies once the sensor's entity is cleared.
 		n.pipeline.OnForget(func(ctx context.Context, sensor string) {
