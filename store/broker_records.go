@@ -12,8 +12,9 @@ import (
 // their subscriptions and queued messages), as opaque records under the b
 // prefix. The broker chooses the keys. They are local (never replicated)
 // and written to the WAL without an fsync of their own: the next synced
-// commit (any durable write after them) or Close makes them durable, as
-// mosquitto itself saves its state only every autosave_interval.
+// commit (any durable write after them), SyncWAL or Close makes them
+// durable, as mosquitto itself saves its state only every
+// autosave_interval. A caller that needs one durable now calls SyncWAL.
 
 // maxBrokerKey bounds a broker record's key (an MQTT topic or client id is
 // at most 65535 bytes, plus the broker's framing).
@@ -77,6 +78,7 @@ func (s *Store) setBrokerRecord(ctx context.Context, key string, rec []byte, gro
 	if err != nil {
 		return fmt.Errorf("store: broker record: %w", err)
 	}
+	s.unsynced.Store(true) // after the write: SyncWAL then covers it
 	return nil
 }
 
@@ -97,6 +99,7 @@ func (s *Store) DeleteBrokerRecords(ctx context.Context, prefix string) error {
 	if err := s.db.DeleteRange(start, prefixEnd(start), pebble.NoSync); err != nil {
 		return fmt.Errorf("store: broker records: %w", err)
 	}
+	s.unsynced.Store(true)
 	return nil
 }
 

@@ -140,7 +140,9 @@ func (s *Store) DurableSeq() uint64 { return s.durable.Load() }
 func (s *Store) LastSeq() uint64 { return s.lastSeq.Load() }
 
 // SyncWAL fsyncs the WAL and advances the durable watermark over every op
-// applied before the call.
+// applied before the call: every write made before it is durable when it
+// returns, broker records included (which SENSOR.FORGET relies on to make
+// a Home Assistant entity's removal durable before it replies).
 func (s *Store) SyncWAL(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -157,10 +159,18 @@ func (s *Store) syncWAL() error {
 		return *p
 	}
 	target := s.applied.Load()
-	if target <= s.durable.Load() && s.opts.Durability == DurabilityAlways {
+	// Under "always" every op is fsynced by its own commit, so there is
+	// nothing to sync unless a broker record (written without an fsync)
+	// came since the last one. Cleared before the fsync: a record written
+	// meanwhile sets it again, for the next call.
+	records := s.unsynced.Swap(false)
+	if !records && target <= s.durable.Load() && s.opts.Durability == DurabilityAlways {
 		return nil
 	}
 	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		if records {
+			s.unsynced.Store(true)
+		}
 		return s.failWAL(err)
 	}
 	s.advanceDurable(target)

@@ -68,6 +68,7 @@ type Store struct {
 	diskUsage atomic.Uint64
 	usageAt   atomic.Int64 // unix nanos of the last on-demand DiskUsage
 	inflight  atomic.Int64 // local writes waiting for their commit
+	unsynced  atomic.Bool  // a broker record may be unsynced: SyncWAL must fsync
 
 	notifyMu sync.Mutex
 	notifyCh chan struct{} // closed when durable advances; nil if nobody waits
