@@ -41,7 +41,8 @@ import (
 // A sensor the registry no longer lists (SENSOR.FORGET) gets an empty
 // retained config, which is how MQTT discovery removes an entity, and an
 // empty retained state; it is then forgotten, so no republication brings
-// it back. SENSOR.FORGET waits for that poll (sync) before it replies.
+// it back. SENSOR.FORGET waits for that poll (forgotten) before it
+// replies.
 
 // haSource is what the publisher reads; the node implements it over the
 // ingestion pipeline, the syncer and the resource monitor.
@@ -73,9 +74,9 @@ type haPublisher struct {
 	m       haMetrics
 
 	birth chan struct{} // Home Assistant said online (cap 1)
-	// pollReq asks the run goroutine for a poll now; it closes the
-	// channel sent once done (sync). stopped is closed when run returns.
-	pollReq chan chan struct{}
+	// pollReq asks the run goroutine for a poll now (forgotten). stopped
+	// is closed when run returns.
+	pollReq chan haForgetReq
 	stopped chan struct{}
 	// drain, if set, waits until the broker has written the messages it
 	// queued (the offline availability before the broker closes).
@@ -91,6 +92,7 @@ type haPublisher struct {
 	slugs    map[string]string    // slug → sensor id, forgotten ones too ("" reserved)
 	unsaved  []string             // slugs given since the table was last stored
 	skipped  map[string]bool      // sensors beyond max_sensors
+	unclear  map[string]error     // forgotten sensors whose entity the last poll could not clear
 	gateway  []byte               // last gateway state published
 	gwConfig map[string]bool      // gateway entities announced
 }
@@ -159,11 +161,12 @@ func newHAPublisher(cfg HomeAssistantConfig, node, model string, src haSource,
 		m:        m,
 		slugLog:  rate.Sometimes{First: 1, Interval: time.Minute},
 		birth:    make(chan struct{}, 1),
-		pollReq:  make(chan chan struct{}),
+		pollReq:  make(chan haForgetReq),
 		stopped:  make(chan struct{}),
 		sensors:  make(map[string]*haSensor),
 		slugs:    make(map[string]string),
 		skipped:  make(map[string]bool),
+		unclear:  make(map[string]error),
 		gwConfig: make(map[string]bool),
 	}
 	for _, e := range haGatewayEntities {
@@ -215,9 +218,13 @@ func (p *haPublisher) run(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 			err = p.poll(ctx)
-		case done := <-p.pollReq:
+		case r := <-p.pollReq:
 			err = p.poll(ctx)
-			close(done)
+			res := err
+			if res == nil {
+				res = p.unclear[r.sensor]
+			}
+			r.done <- res
 		case <-p.birth:
 			p.m.republish.WithLabelValues("birth").Inc()
 			p.log.Info("home assistant is online: republishing every config")
@@ -280,6 +287,7 @@ func (p *haPublisher) poll(ctx context.Context) error {
 			s.count = info.Count
 		}
 	}
+	clear(p.unclear)
 	if seen < len(p.sensors) || seenSkipped < len(p.skipped) {
 		if err := p.clearForgotten(ctx, infos); err != nil {
 			return err
@@ -384,19 +392,26 @@ func (p *haPublisher) sendJSON(ctx context.Context, kind, topic string, v any) e
 // by the broker is counted and logged, not fatal (the next republication
 // sends it again); only the end of ctx stops the publisher.
 func (p *haPublisher) send(ctx context.Context, kind, topic string, payload []byte) error {
+	_, err := p.trySend(ctx, kind, topic, payload)
+	return err
+}
+
+// trySend is send that also returns the broker's refusal (refused), for
+// the callers that must not take a message as published when it is not.
+func (p *haPublisher) trySend(ctx context.Context, kind, topic string, payload []byte) (refused, err error) {
 	if err := p.limit.Wait(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	if err := p.publish(topic, payload); err != nil {
 		if errors.Is(err, broker.ErrClosed) {
-			return err
+			return nil, err
 		}
 		p.m.errors.Inc()
 		p.log.Warn("home assistant message not published", "topic", topic, "error", err)
-		return nil
+		return err, nil
 	}
 	p.m.messages.WithLabelValues(kind).Inc()
-	return nil
+	return nil, nil
 }
 
 // Topics.

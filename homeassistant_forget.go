@@ -3,6 +3,7 @@ package ferrite
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -11,24 +12,34 @@ import (
 
 // Removing a forgotten sensor's entity (SENSOR.FORGET, docs/HOMEASSISTANT.md).
 
-// errHAStopped: the publisher is not running (sync).
+// errHAStopped: the publisher is not running (forgotten).
 var errHAStopped = errors.New("ferrite: homeassistant publisher stopped")
 
-// sync has the run goroutine poll now and returns once that poll is done:
-// SENSOR.FORGET replies after the forgotten sensor's entity is cleared,
-// so a crash right after the reply cannot leave it announced.
-func (p *haPublisher) sync(ctx context.Context) error {
-	done := make(chan struct{})
+// haForgetReq asks the run goroutine for a poll; done (buffered) gets
+// why the sensor's entity is not cleared, or nil.
+type haForgetReq struct {
+	sensor string
+	done   chan error
+}
+
+// forgotten has the run goroutine poll now, which clears the entities of
+// the sensors the registry no longer lists, and returns once that poll is
+// done: nil if sensor's entity is cleared (or it had none), else why not
+// (the broker refused the empty messages: a later poll tries again).
+// SENSOR.FORGET replies after it, so that it does not claim a removal
+// that did not happen.
+func (p *haPublisher) forgotten(ctx context.Context, sensor string) error {
+	r := haForgetReq{sensor: sensor, done: make(chan error, 1)}
 	select {
-	case p.pollReq <- done:
+	case p.pollReq <- r:
 	case <-p.stopped:
 		return errHAStopped
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	select {
-	case <-done:
-		return nil
+	case err := <-r.done:
+		return err
 	case <-p.stopped:
 		return errHAStopped
 	case <-ctx.Done():
@@ -42,9 +53,10 @@ func (p *haPublisher) sync(ctx context.Context) error {
 // entity, and an empty retained state deletes the broker's copy of the
 // last value, so neither a birth nor a new subscriber brings them back.
 // The slug stays reserved: a sensor that comes back is announced with it
-// again, and no other sensor takes it.
-// The skipped sensors are reconsidered at the next poll (a slot may be
-// free, and a forgotten one must not stay counted).
+// again, and no other sensor takes it. A sensor whose messages the broker
+// refused stays announced, so the next poll tries again (p.unclear says
+// why until then). The skipped sensors are reconsidered at the next poll
+// (a slot may be free, and a forgotten one must not stay counted).
 func (p *haPublisher) clearForgotten(ctx context.Context, infos []ingest.SensorInfo) error {
 	for id, s := range p.sensors {
 		if _, ok := slices.BinarySearchFunc(infos, id, func(in ingest.SensorInfo, id string) int {
@@ -52,11 +64,13 @@ func (p *haPublisher) clearForgotten(ctx context.Context, infos []ingest.SensorI
 		}); ok {
 			continue
 		}
-		if err := p.send(ctx, "config", p.configTopic("sensor", s.slug), nil); err != nil {
+		refused, err := p.clearEntity(ctx, s.slug)
+		if err != nil {
 			return err
 		}
-		if err := p.send(ctx, "state", p.sensorStateTopic(s.slug), nil); err != nil {
-			return err
+		if refused != nil {
+			p.unclear[id] = fmt.Errorf("entity %s not removed: %w", s.slug, refused)
+			continue
 		}
 		delete(p.sensors, id) // its slug stays its own (homeassistant_slugs.go)
 		p.log.Info("sensor forgotten: its entity is removed", "sensor", id)
@@ -64,4 +78,14 @@ func (p *haPublisher) clearForgotten(ctx context.Context, infos []ingest.SensorI
 	clear(p.skipped)
 	p.m.notShown.Set(0)
 	return nil
+}
+
+// clearEntity publishes the empty retained config and state of the
+// sensor entity of slug.
+func (p *haPublisher) clearEntity(ctx context.Context, slug string) (refused, err error) {
+	refused, err = p.trySend(ctx, "config", p.configTopic("sensor", slug), nil)
+	if refused != nil || err != nil {
+		return refused, err
+	}
+	return p.trySend(ctx, "state", p.sensorStateTopic(slug), nil)
 }

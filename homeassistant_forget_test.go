@@ -1,11 +1,16 @@
 package ferrite
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"strings"
+	"sync"
 	"testing"
 
 	pahov3 "github.com/eclipse/paho.mqtt.golang"
+	"github.com/ferrite-edge/ferrite/ingest"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // mqttCommander runs $ferrite/cmd lines as an MQTT 3.1.1 client, whose
@@ -138,4 +143,63 @@ func TestHomeAssistantForgottenSensorComesBack(t *testing.T) {
 	if err := json.Unmarshal(m.Payload(), &st); err != nil || st.Attributes["readings"] != 1.0 || st.Attributes["min"] != 22.0 {
 		t.Fatalf("state %s (%v)", m.Payload(), err)
 	}
+}
+
+// A clear the broker refuses is not reported as done: SENSOR.FORGET's
+// reply says so, and the next poll tries again.
+func TestHAForgottenReportsARefusedClear(t *testing.T) {
+	ret := &retainedMap{m: map[string][]byte{}}
+	var mu sync.Mutex
+	refuse := true
+	publish := func(topic string, payload []byte) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if refuse && len(payload) == 0 {
+			return errors.New("quota exceeded")
+		}
+		return ret.publish(topic, payload)
+	}
+	src := &lockedSource{haTestSource: haTestSource{infos: []ingest.SensorInfo{{ID: "x", Count: 1}}}}
+	p, err := newHAPublisher(DefaultConfig().HomeAssistant, "gw", "m", src, publish, 0, quietLogger(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.run(ctx) }()
+	defer func() { cancel(); <-done }()
+	if err := p.forgotten(ctx, "nothing"); err != nil { // the first poll announced x
+		t.Fatal(err)
+	}
+	src.set(nil) // SENSOR.FORGET x
+	if err := p.forgotten(ctx, "x"); err == nil || !strings.Contains(err.Error(), "quota exceeded") {
+		t.Fatalf("refused clear: %v", err)
+	}
+	mu.Lock()
+	refuse = false
+	mu.Unlock()
+	if err := p.forgotten(ctx, "x"); err != nil {
+		t.Fatalf("clear retried: %v", err)
+	}
+	if cs := ret.configsNaming("x"); len(cs) != 0 {
+		t.Fatalf("still retained: %v", cs)
+	}
+}
+
+// lockedSource is haTestSource safe for a running publisher.
+type lockedSource struct {
+	haTestSource
+	mu sync.Mutex
+}
+
+func (s *lockedSource) set(infos []ingest.SensorInfo) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.infos = infos
+}
+
+func (s *lockedSource) Sensors() []ingest.SensorInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.infos
 }

@@ -53,15 +53,32 @@ func (n *Node) startHomeAssistant(ctx context.Context) error {
 		return fmt.Errorf("ferrite: homeassistant: %w", err)
 	}
 	if n.pipeline != nil {
-		// SENSOR.FORGET replies once the sensor's entity is cleared.
-		n.pipeline.OnForget(func(ctx context.Context, sensor string) {
-			if err := p.sync(ctx); err != nil {
-				p.log.Warn("forgotten sensor: entity not cleared yet; the next poll clears it", "sensor", sensor, "error", err)
-			}
-		})
+		n.pipeline.OnForget(n.forgetHAEntity(p))
 	}
 	n.goBG(ctx, "homeassistant", p.run)
 	return nil
+}
+
+// forgetHAEntity is SENSOR.FORGET's callback: it returns once the
+// sensor's entity is cleared and that is durable, or says why not (the
+// reply's warning). The forget's store batch is fsynced; the broker
+// writes the empty retained messages without an fsync (its records,
+// store/broker_records.go), so a crash right after the reply would bring
+// the entity back with its sensor gone: the WAL is synced first. A clear
+// that did not happen is done by the publisher's next poll.
+func (n *Node) forgetHAEntity(p *haPublisher) func(ctx context.Context, sensor string) error {
+	return func(ctx context.Context, sensor string) error {
+		if err := p.forgotten(ctx, sensor); err != nil {
+			return fmt.Errorf("homeassistant: entity not removed yet (retried at the next poll): %w", err)
+		}
+		if !n.cfg.Broker.Persistence {
+			return nil // retained messages do not outlive the process
+		}
+		if err := n.store.SyncWAL(ctx); err != nil {
+			return fmt.Errorf("homeassistant: entity removal not durable yet: %w", err)
+		}
+		return nil
+	}
 }
 
 // drainBroker waits, at most 300 ms, until the broker has stopped writing

@@ -198,7 +198,9 @@
 // stored after it: then the sensor is registered anew, as any new sensor,
 // counted from zero, with a new ring (none of the old readings come back).
 // The reply: {"sensor", "readings" (counted), "raw_readings_dropped",
-// "buckets_flushed", "buckets_kept", "bucket_keys"}; an unknown id is an
-// error. OnForget callbacks run before
-// the reply (the root package clears the sensor's Home Assistant entity).
+// "buckets_flushed", "buckets_kept", "bucket_keys", "warning" (if any)};
+// an unknown id is an error. OnForget callbacks run before the reply (the
+// root package clears the sensor's Home Assistant entity and makes that
+// durable); what they could not do is the reply's warning, the sensor
+// being forgotten all the same.
 package ingest

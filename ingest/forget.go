@@ -4,8 +4,10 @@ import (
 	"cmp"
 	"container/heap"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Forgetting a sensor (SENSOR.FORGET): a retired or renamed device, or a
@@ -27,14 +29,19 @@ type ForgetReply struct {
 	// lists them, DEL deletes them (fleet-wide, like any key).
 	BucketsKept int    `json:"buckets_kept"`
 	BucketKeys  string `json:"bucket_keys,omitempty"`
+	// Warning is what an OnForget callback could not do (the sensor is
+	// forgotten all the same): the operator learns that its Home
+	// Assistant entity is not removed yet rather than being told it is.
+	Warning string `json:"warning,omitempty"`
 }
 
 // OnForget registers fn, called after each successful Forget, outside the
 // pipeline's locks, before Forget returns: the root package clears the
 // sensor's Home Assistant entity there, so that SENSOR.FORGET replies
-// once the entity is gone (a crash right after the reply cannot leave it
-// announced).
-func (p *Pipeline) OnForget(fn func(ctx context.Context, sensor string)) {
+// once the entity's removal is durable (a crash right after the reply
+// cannot leave it announced). An error from fn does not undo the forget
+// (the store's deletion is done); it is returned in ForgetReply.Warning.
+func (p *Pipeline) OnForget(fn func(ctx context.Context, sensor string) error) {
 	p.forgetMu.Lock()
 	defer p.forgetMu.Unlock()
 	p.onForget = append(p.onForget, fn)
@@ -74,8 +81,15 @@ func (p *Pipeline) Forget(ctx context.Context, id string) (ForgetReply, error) {
 	p.forgetMu.Lock()
 	fns := slices.Clone(p.onForget)
 	p.forgetMu.Unlock()
+	var warnings []error
 	for _, fn := range fns {
-		fn(ctx, id)
+		if err := fn(ctx, id); err != nil {
+			warnings = append(warnings, err)
+		}
+	}
+	if err := errors.Join(warnings...); err != nil {
+		reply.Warning = strings.ReplaceAll(err.Error(), "\n", "; ")
+		p.log.Warn("sensor forgotten, not everywhere yet", "sensor", id, "err", err)
 	}
 	return reply, nil
 }

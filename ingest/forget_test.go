@@ -68,7 +68,7 @@ func TestForgetSensor(t *testing.T) {
 		t.Run(fmt.Sprintf("crash=%v", crash), func(t *testing.T) {
 			n := newTestNode(t, t.TempDir(), withNode)
 			var notified []string
-			n.p.OnForget(func(_ context.Context, id string) { notified = append(notified, id) })
+			n.p.OnForget(func(_ context.Context, id string) error { notified = append(notified, id); return nil })
 			for i, v := range []string{"21", "22", "23"} {
 				n.clock.Set(t0.Add(time.Duration(i+1) * time.Second))
 				n.publish("sensors/tmep-001", v)
@@ -342,4 +342,20 @@ func TestForgetWhileStoreRefuses(t *testing.T) {
 	if got := n.storedBucketCount("x"); got != 3 {
 		t.Fatalf("stored buckets count %d readings, want 3", got)
 	}
+}
+
+// What an OnForget callback could not do (the Home Assistant entity not
+// removed) is in the reply's warning, not hidden behind a success; the
+// sensor is forgotten all the same (the store's deletion is done).
+func TestForgetReportsCallbackErrors(t *testing.T) {
+	n := newTestNode(t, t.TempDir(), withNode)
+	n.p.OnForget(func(context.Context, string) error { return errors.New("homeassistant: entity not removed yet") })
+	n.p.OnForget(func(context.Context, string) error { return nil })
+	n.p.OnForget(func(context.Context, string) error { return errors.New("other: not durable") })
+	n.publish("sensors/x", "1")
+	r := n.forgetCmd("x")
+	if r.Warning != "homeassistant: entity not removed yet; other: not durable" {
+		t.Fatalf("warning %q", r.Warning)
+	}
+	n.checkForgotten("x", "after a FORGET with warnings")
 }

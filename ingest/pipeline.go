@@ -146,7 +146,7 @@ type Pipeline struct {
 	lastCheckpoint time.Time
 
 	forgetMu sync.Mutex
-	onForget []func(ctx context.Context, sensor string) // OnForget
+	onForget []func(ctx context.Context, sensor string) error // OnForget
 
 	badLog     rate.Sometimes
 	tickLog    rate.Sometimes
