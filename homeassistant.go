@@ -42,7 +42,9 @@ import (
 // retained config, which is how MQTT discovery removes an entity, and an
 // empty retained state; it is then forgotten, so no republication brings
 // it back. SENSOR.FORGET waits for that poll (forgotten) before it
-// replies.
+// replies. Entities left retained without a sensor (a crash in between)
+// are found in the broker and cleared at start and at Home Assistant's
+// birth (repair, homeassistant_forget.go).
 
 // haSource is what the publisher reads; the node implements it over the
 // ingestion pipeline, the syncer and the resource monitor.
@@ -78,6 +80,9 @@ type haPublisher struct {
 	// is closed when run returns.
 	pollReq chan haForgetReq
 	stopped chan struct{}
+	// retained, if set, lists the broker's retained messages on a
+	// filter (repair).
+	retained func(filter string) ([]broker.Message, error)
 	// drain, if set, waits until the broker has written the messages it
 	// queued (the offline availability before the broker closes).
 	drain func()
@@ -229,6 +234,9 @@ func (p *haPublisher) run(ctx context.Context) error {
 			p.m.republish.WithLabelValues("birth").Inc()
 			p.log.Info("home assistant is online: republishing every config")
 			err = p.republish(ctx)
+			if err == nil {
+				err = p.repair(ctx) // it lists every retained config again
+			}
 		case <-refresh:
 			p.m.republish.WithLabelValues("refresh").Inc()
 			err = p.republish(ctx)

@@ -2,6 +2,7 @@ package ferrite
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -88,4 +89,63 @@ func (p *haPublisher) clearEntity(ctx context.Context, slug string) (refused, er
 		return refused, err
 	}
 	return p.trySend(ctx, "state", p.sensorStateTopic(slug), nil)
+}
+
+// repair clears the entities of this node's sensors that the broker
+// still holds retained though no registered sensor owns them: left by a
+// crash between SENSOR.FORGET's store batch and the entity's clear (or
+// its fsync), they would stay in Home Assistant for good, since the
+// publisher only clears sensors it announced itself. It runs at start,
+// before the first poll, and at Home Assistant's birth.
+//
+// A config is this node's sensor entity when its state topic is this
+// node's state topic for the slug its config topic names: the gateway's
+// entities (their own state topic) and other nodes' on the same broker
+// are never touched. It is an orphan when its sensor (the entity's name)
+// is not registered, or is registered with another stored slug (a
+// duplicate left by slugs recomputed at a restart, before the slug table).
+func (p *haPublisher) repair(ctx context.Context) error {
+	if p.retained == nil {
+		return nil
+	}
+	msgs, err := p.retained(p.cfg.DiscoveryPrefix + "/sensor/+/config")
+	if err != nil {
+		return err
+	}
+	infos := p.src.Sensors()
+	registered := func(id string) bool {
+		_, ok := slices.BinarySearchFunc(infos, id, func(in ingest.SensorInfo, id string) int {
+			return strings.Compare(in.ID, id)
+		})
+		return ok
+	}
+	prefix := p.cfg.DiscoveryPrefix + "/sensor/" + p.haNode + "_"
+	for _, m := range msgs {
+		rest, ok := strings.CutPrefix(m.Topic, prefix)
+		slug, ok2 := strings.CutSuffix(rest, "/config")
+		if !ok || !ok2 || slug == "" {
+			continue
+		}
+		var c struct {
+			Name       string `json:"name"`
+			StateTopic string `json:"state_topic"`
+		}
+		if json.Unmarshal(m.Payload, &c) != nil || c.StateTopic != p.sensorStateTopic(slug) {
+			continue // not a sensor entity of this node
+		}
+		if registered(c.Name) {
+			own := p.slugFor(c.Name)
+			if own == slug || p.slugs[own] != c.Name {
+				continue // its entity, or no stored slug to tell
+			}
+		}
+		refused, err := p.clearEntity(ctx, slug)
+		if err != nil {
+			return err
+		}
+		if refused == nil {
+			p.log.Info("entity of a sensor no longer registered removed", "sensor", c.Name, "topic", m.Topic)
+		}
+	}
+	return nil
 }

@@ -15,8 +15,10 @@ import (
 
 // startHomeAssistant runs the discovery publisher on the node's broker
 // (after the broker, ingestion, syncer and monitor have started: it reads
-// them all).
-func (n *Node) startHomeAssistant(ctx context.Context) error {
+// them all) until bgCtx ends. Before it returns, the entities of sensors
+// forgotten while the gateway was down are cleared (repair), so a Home
+// Assistant connecting after Start does not get them.
+func (n *Node) startHomeAssistant(ctx, bgCtx context.Context) error {
 	hc := n.cfg.HomeAssistant
 	if !hc.Enabled {
 		return nil
@@ -49,13 +51,17 @@ func (n *Node) startHomeAssistant(ctx context.Context) error {
 	}
 	p.drain = func() { drainBroker(n.broker) }
 	p.slugStore = storeSlugs{n.store}
+	p.retained = n.broker.Retained
 	if err := p.loadSlugs(ctx); err != nil {
+		return fmt.Errorf("ferrite: homeassistant: %w", err)
+	}
+	if err := p.repair(ctx); err != nil {
 		return fmt.Errorf("ferrite: homeassistant: %w", err)
 	}
 	if n.pipeline != nil {
 		n.pipeline.OnForget(n.forgetHAEntity(p))
 	}
-	n.goBG(ctx, "homeassistant", p.run)
+	n.goBG(bgCtx, "homeassistant", p.run)
 	return nil
 }
 
@@ -65,17 +71,18 @@ func (n *Node) startHomeAssistant(ctx context.Context) error {
 // writes the empty retained messages without an fsync (its records,
 // store/broker_records.go), so a crash right after the reply would bring
 // the entity back with its sensor gone: the WAL is synced first. A clear
-// that did not happen is done by the publisher's next poll.
+// that did not happen or was lost is done by the publisher's next poll,
+// or by repair at the next start.
 func (n *Node) forgetHAEntity(p *haPublisher) func(ctx context.Context, sensor string) error {
 	return func(ctx context.Context, sensor string) error {
 		if err := p.forgotten(ctx, sensor); err != nil {
-			return fmt.Errorf("homeassistant: entity not removed yet (retried at the next poll): %w", err)
+			return fmt.Errorf("homeassistant: entity not removed yet (retried at the next poll and at start): %w", err)
 		}
 		if !n.cfg.Broker.Persistence {
 			return nil // retained messages do not outlive the process
 		}
 		if err := n.store.SyncWAL(ctx); err != nil {
-			return fmt.Errorf("homeassistant: entity removal not durable yet: %w", err)
+			return fmt.Errorf("homeassistant: entity removal not durable yet (redone at start if lost): %w", err)
 		}
 		return nil
 	}

@@ -227,7 +227,7 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	// 8. Home Assistant discovery: reads ingest, syncer and monitor.
-	if err := n.startHomeAssistant(bgCtx); err != nil {
+	if err := n.startHomeAssistant(ctx, bgCtx); err != nil {
 		return err
 	}
 	if n.http != nil {
