@@ -103,6 +103,9 @@
 //     LZ4 levels mean what they mean to the lz4 tool (level n of LZ4-HC
 //     tries 2^(n-1) matches).
 //   - SetSyncState (opaque records under x) is always fsynced.
+//   - Broker records (b) are written without an fsync; SyncWAL makes the
+//     ones written before it durable under every durability policy (the
+//     node relies on it for a forgotten sensor's Home Assistant entity).
 //   - ForgetSensor deletes a sensor's ring and registry record and writes
 //     the caller's x records in the same fsynced batch (ingest drops the
 //     sensor's checkpoint there): a crash cannot keep one without the
