@@ -32,6 +32,9 @@ func TestMain(m *testing.M) {
 	if role := os.Getenv(crashEnv); role != "" {
 		os.Exit(crashChild(role))
 	}
+	if dir := os.Getenv(fleetHubEnv); dir != "" {
+		os.Exit(fleetHubChild(dir))
+	}
 	os.Exit(m.Run())
 }
 

@@ -306,17 +306,26 @@ func (r *replica) run(fn func(context.Context) error) {
 // bytes.
 func digest(t testing.TB, st Store) string {
 	t.Helper()
+	d, err := stateDigest(context.Background(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// stateDigest computes digest's hash (for child processes, without a T).
+func stateDigest(ctx context.Context, st Store) (string, error) {
 	h := sha256.New()
-	c, err := st.ExportState(context.Background(), func(key string, entry []byte) error {
+	c, err := st.ExportState(ctx, func(key string, entry []byte) error {
 		fmt.Fprintf(h, "%d:%s%d:", len(key), key, len(entry))
 		h.Write(entry)
 		return nil
 	})
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	h.Write(c.AppendBinary(nil))
-	return hex.EncodeToString(h.Sum(nil))[:16]
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
 // waitConverged waits until every replica has the same digest.
