@@ -71,6 +71,7 @@ type hubEdge struct {
 	oldest     uint64
 	sendCursor uint64 // reads continue after this seq
 	sentUpto   uint64 // the last batch sent ends here: the next starts here
+	maxSent    uint64 // the furthest any batch of this session reached (rewinds do not lower it)
 	lastRange  time.Time
 	reading    bool
 	readStall  bool
@@ -179,7 +180,7 @@ func (e *hubEdge) Hello(now time.Time, h *Hello, info hubInfo) {
 	e.needFull = cursor > info.LastSeq || cursor+1 < info.Oldest ||
 		e.rec.HaveGen < info.StateGen || info.EdgeMax > h.OwnCounter
 	e.rec.DownCursor = cursor
-	e.sendCursor, e.sentUpto = cursor, cursor
+	e.sendCursor, e.sentUpto, e.maxSent = cursor, cursor, cursor
 	e.upCursor = h.UpAcked
 	e.rec.UpAcked = h.UpAcked
 
@@ -380,6 +381,7 @@ func (e *hubEdge) sendBatch(now time.Time, next uint64, ops []store.Op) {
 	e.emit(actSend{msg: &DeltaSync{Session: e.session, After: e.sentUpto, Upto: next, Ops: ops}})
 	e.inflight = append(e.inflight, flight{after: e.sentUpto, upto: next, sent: now, deadline: now.Add(e.cfg.AckTimeout)})
 	e.sendCursor, e.sentUpto = next, next
+	e.maxSent = max(e.maxSent, next)
 }
 
 // maybeRangeOnly moves the edge's cursor over skipped ranges with an
@@ -400,7 +402,11 @@ func (e *hubEdge) onAck(now time.Time, a *Ack) {
 		e.onFullAck(now, a)
 		return
 	}
-	if a.Cursor > e.rec.DownCursor && a.Cursor <= e.sendCursor {
+	// Any cursor up to the furthest batch sent in this session is the
+	// edge's: an ack that arrives after a timeout rewound the stream (a
+	// slow link, not a lossy one) still counts, so what it covers is not
+	// sent again.
+	if a.Cursor > e.rec.DownCursor && a.Cursor <= e.maxSent {
 		var sent time.Time
 		e.inflight, sent = dropAcked(e.inflight, a.Cursor)
 		if !sent.IsZero() {
@@ -408,6 +414,9 @@ func (e *hubEdge) onAck(now time.Time, a *Ack) {
 			e.rttSamples++
 		}
 		e.rec.DownCursor = a.Cursor
+		if e.sendCursor < a.Cursor {
+			e.sendCursor, e.sentUpto = a.Cursor, a.Cursor
+		}
 		e.rewound = false
 		e.emit(actPersist{})
 	}
@@ -487,6 +496,7 @@ func (e *hubEdge) onFullAck(now time.Time, a *Ack) {
 	e.needFull = false
 	e.fullDowns++
 	e.sendCursor, e.sentUpto = e.rec.DownCursor, e.rec.DownCursor
+	e.maxSent = max(e.maxSent, e.rec.DownCursor)
 	e.emit(actPersist{urgent: true})
 	e.pumpDown(now)
 }
