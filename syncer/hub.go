@@ -39,8 +39,11 @@ type HubOptions struct {
 	RetentionAge   time.Duration
 	// MaxEdges bounds the live sessions (default 10,000).
 	MaxEdges int
-	// IdleTimeout ends a session with nothing in flight after this long
-	// without a message (default 10m; the edge's next message restarts it).
+	// IdleTimeout ends the session of an edge that is no longer connected
+	// (its retained status is not online) with nothing in flight after
+	// this long without a message (default 10m; the edge's next message
+	// restarts it). A connected edge keeps its session: one that only
+	// reads sends nothing while nothing changes.
 	IdleTimeout time.Duration
 	// MaxClockSkew: an edge whose clock differs more is reported
 	// (default 1m).

@@ -120,14 +120,17 @@ func (s *hubSession) run(ctx context.Context) {
 	}
 }
 
-// idle ends a session that has had nothing to do for IdleTimeout.
+// idle ends a session that has had nothing to do for IdleTimeout, unless
+// its edge is still connected (its retained status is online): an edge
+// that only reads says nothing while nothing changes, and without a
+// session it would get no change until it next writes.
 func (s *hubSession) idle(now time.Time) bool {
 	if now.Sub(s.lastActive) < s.h.opts.IdleTimeout || !s.core.Idle() {
 		return false
 	}
 	s.h.mu.Lock()
 	defer s.h.mu.Unlock()
-	if len(s.inbox) > 0 {
+	if len(s.inbox) > 0 || s.h.online[s.node] {
 		return false
 	}
 	delete(s.h.sessions, s.node)
