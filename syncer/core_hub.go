@@ -77,6 +77,7 @@ type hubEdge struct {
 	readStall  bool
 	rewound    bool
 	timeouts   int       // consecutive timeouts without hearing from the edge
+	probing    bool      // a Hello was resent: one batch in flight until the edge acks
 	holdUntil  time.Time // after timeouts: send nothing before this
 	inflight   []flight
 	needFull   bool
@@ -149,6 +150,7 @@ func (e *hubEdge) Hello(now time.Time, h *Hello, info hubInfo) {
 		e.heard(now)
 		e.emit(actSend{msg: e.welcome})
 		e.rewind()
+		e.probing = true
 		if e.fd.active {
 			e.emit(actStopExport{})
 			e.fd = fullSend{}
@@ -158,6 +160,7 @@ func (e *hubEdge) Hello(now time.Time, h *Hello, info hubInfo) {
 		return
 	}
 	e.heard(now)
+	e.probing = false
 	if e.fd.active {
 		e.emit(actStopExport{})
 	}
@@ -217,6 +220,7 @@ func (e *hubEdge) Receive(now time.Time, m Message) {
 		return
 	}
 	e.heard(now)
+	e.probing = false
 	switch m := m.(type) {
 	case *DeltaSync:
 		e.onDelta(m)
@@ -348,10 +352,23 @@ func (e *hubEdge) pumpDown(now time.Time) {
 		e.startFullDown()
 		return
 	}
-	if !e.reading && !e.readStall && len(e.inflight) < e.cfg.Window && e.sendCursor < e.durable {
+	if !e.reading && !e.readStall && len(e.inflight) < e.window() && e.sendCursor < e.durable {
 		e.reading = true
 		e.emit(actReadDown{after: e.sendCursor})
 	}
+}
+
+// window is how many down batches may be in flight: after a timeout or a
+// resent Hello, one until the edge answers. Both mean a lost message or a
+// slow link, and the hub cannot tell which: a slow edge (its Welcome or
+// acks late, not lost) then gets one batch again, not the whole window,
+// and a loaded hub whose edges resend their Hellos does not multiply its
+// load; after a loss the edge answers the one batch and the window opens.
+func (e *hubEdge) window() int {
+	if e.timeouts > 0 || e.probing {
+		return 1
+	}
+	return e.cfg.Window
 }
 
 // DownRead delivers the ops after after the edge lacks (next: where the
