@@ -80,3 +80,25 @@ func BenchmarkDecodeDeltaSync(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEncodeRelay: a hub's relay batch of 1000 ops written by many
+// edges (actors), each edge's ops in one run as its batches land in the
+// hub's log.
+func BenchmarkEncodeRelay(b *testing.B) {
+	base := benchOps(b, "set", 1000)
+	for _, actors := range []int{1, 10, 100, 1000} {
+		b.Run(fmt.Sprintf("actors=%d", actors), func(b *testing.B) {
+			ops := append([]store.Op(nil), base...)
+			for i := range ops {
+				a := fmt.Sprintf("edge-%04d$abcdefgh", i*actors/len(ops))
+				ops[i].Dot.Node, ops[i].Stamp.Node = a, a
+			}
+			msg := &DeltaSync{Session: 1, Upto: uint64(len(ops)), Ops: ops}
+			var e Encoder
+			b.ReportAllocs()
+			for b.Loop() {
+				e.Encode(msg)
+			}
+		})
+	}
+}

@@ -18,14 +18,25 @@ const (
 	knownOpFlags = opRoleHub | opStampNode
 )
 
-// nodeTable interns node ids in order of first use. A batch names few
-// nodes (its origins and stampers), so a linear search beats a map and
-// allocates nothing beyond the slice.
+// nodeTable interns node ids in order of first use. An edge's batch names
+// few nodes (its origins and stampers): a linear search beats a map and
+// allocates nothing beyond the slice. A hub's relay batch can name every
+// edge of the fleet: beyond smallNodeTable names, a map, or encoding
+// would be quadratic in the fleet's size.
 type nodeTable struct {
 	names []string
+	index map[string]int // with more than smallNodeTable names
 }
 
+const smallNodeTable = 8
+
 func (t *nodeTable) indexOf(n string) int {
+	if t.index != nil {
+		if i, ok := t.index[n]; ok {
+			return i
+		}
+		return -1
+	}
 	for i, m := range t.names {
 		if m == n {
 			return i
@@ -35,8 +46,18 @@ func (t *nodeTable) indexOf(n string) int {
 }
 
 func (t *nodeTable) add(n string) {
-	if t.indexOf(n) < 0 {
-		t.names = append(t.names, n)
+	if t.indexOf(n) >= 0 {
+		return
+	}
+	t.names = append(t.names, n)
+	switch {
+	case t.index != nil:
+		t.index[n] = len(t.names) - 1
+	case len(t.names) > smallNodeTable:
+		t.index = make(map[string]int, 2*len(t.names))
+		for i, m := range t.names {
+			t.index[m] = i
+		}
 	}
 }
 
