@@ -115,6 +115,10 @@ func (c *Context) compact() {
 // each node, the highest n such that dots 1..n were all seen.
 func (c *Context) VersionVector() VersionVector { return c.vv.Clone() }
 
+// Contiguous returns the highest n such that node's dots 1..n were all
+// seen (VersionVector()[node], without the copy).
+func (c *Context) Contiguous(node string) uint64 { return c.vv[node] }
+
 // Max returns the highest counter of node seen, contiguous or not.
 func (c *Context) Max(node string) uint64 {
 	m := c.vv[node]

@@ -225,6 +225,16 @@ func (s *Store) Context() *crdt.Context {
 	return s.ctx.Clone()
 }
 
+// Seen reports what the replica's context holds of node's dots: the
+// highest n such that 1..n were all seen, and the highest seen. Unlike
+// Context it copies nothing: a hub asks it for one edge at every Hello and
+// applied batch, and its context names every edge of the fleet.
+func (s *Store) Seen(node string) (contiguous, highest uint64) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.ctx.Contiguous(node), s.ctx.Max(node)
+}
+
 // VersionVector returns the contiguous part of the replica's context.
 func (s *Store) VersionVector() crdt.VersionVector {
 	s.wmu.Lock()

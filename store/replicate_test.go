@@ -232,6 +232,34 @@ func TestApplyRemoteIdempotent(t *testing.T) {
 	}
 }
 
+// TestSeen: the contiguous and the highest counter of a node's dots,
+// with a gap (an op applied before one it follows).
+func TestSeen(t *testing.T) {
+	ctx := context.Background()
+	p := newPair(t, crdt.CrdtMerge, newTestClock(), newTestClock())
+	for i := range 5 {
+		must[int64](t)(p.a.IncrBy(ctx, "c", int64(i)))
+	}
+	check(t, p.a.SyncWAL(ctx))
+	ops, _, err := p.a.OpsSince(ctx, OpsQuery{})
+	check(t, err)
+	actor := p.a.Actor()
+	for _, c := range []struct {
+		apply         []Op
+		contig, their uint64
+	}{
+		{nil, 0, 0},
+		{ops[:2], 2, 2},
+		{ops[3:4], 2, 4},
+		{ops[2:3], 4, 4},
+	} {
+		must[ApplyResult](t)(p.b.ApplyRemote(ctx, c.apply))
+		if n, m := p.b.Seen(actor); n != c.contig || m != c.their {
+			t.Fatalf("Seen = %d, %d; want %d, %d", n, m, c.contig, c.their)
+		}
+	}
+}
+
 func TestApplyRemoteRejectsBadDelta(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t)

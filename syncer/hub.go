@@ -306,7 +306,7 @@ func (h *Hub) register(ctx context.Context, node string) error {
 }
 
 // info reads the hub state a session needs; withEdge adds the context
-// figures of node (a context copy: only at Hello and after applies).
+// figures of node (at Hello).
 func (h *Hub) info(node string, withEdge bool) hubInfo {
 	st := h.opts.Store
 	h.mu.Lock()
@@ -315,11 +315,15 @@ func (h *Hub) info(node string, withEdge bool) hubInfo {
 	i.LastSeq, i.Durable, i.Oldest = st.LastSeq(), st.DurableSeq(), st.OldestSeq()
 	i.Clock = h.now().UnixMilli()
 	if withEdge {
-		c := st.Context()
-		i.EdgeHas = c.VersionVector()[node]
-		i.EdgeMax = c.Max(node)
+		i.EdgeHas, i.EdgeMax = st.Seen(node)
 	}
 	return i
+}
+
+// edgeHas is the hub's contiguous counter of actor's dots (an ack's).
+func (h *Hub) edgeHas(actor string) uint64 {
+	n, _ := h.opts.Store.Seen(actor)
+	return n
 }
 
 // snapshotGuard keeps merges out of an export's snapshot and returns the

@@ -295,7 +295,7 @@ func (s *hubSession) apply(ctx context.Context, now time.Time, d *DeltaSync) {
 		h.opts.OnApplied(batchKeys(d.Ops))
 	}
 	h.reportConflicts(res.Conflicts)
-	s.core.Applied(now, d, st.Context().VersionVector()[s.actor], nil)
+	s.core.Applied(now, d, h.edgeHas(s.actor), nil)
 }
 
 // merge merges the edge's staged FullSync: the state generation is bumped
@@ -315,7 +315,7 @@ func (s *hubSession) merge(ctx context.Context, now time.Time, m *FullSync) {
 		h.reportConflicts(confl)
 		h.log.Info("merged an edge's full state", "edge", s.node, "keys", m.Keys, "state_gen", next)
 	}
-	s.core.Merged(now, m, prev, next, h.opts.Store.Context().VersionVector()[s.actor], err)
+	s.core.Merged(now, m, prev, next, h.edgeHas(s.actor), err)
 	if err == nil {
 		h.wakeAll(s.node)
 	}

@@ -39,6 +39,9 @@ type Store interface {
 	Role() crdt.Role
 	Now() crdt.Timestamp
 	Context() *crdt.Context
+	// Seen: the highest contiguous and the highest counter of node's dots
+	// in the context (without copying it).
+	Seen(node string) (contiguous, highest uint64)
 
 	DurableSeq() uint64
 	LastSeq() uint64
