@@ -44,3 +44,28 @@ func BenchmarkHubEdgeCounters(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkHubRegisterKnown: a session of a known edge starts (every
+// reconnection), on a hub that knows `edges` edges.
+func BenchmarkHubRegisterKnown(b *testing.B) {
+	st := openStore(b, b.TempDir(), "hub", crdt.RoleHub, crdt.Resolver{Default: crdt.CrdtMerge}, nil)
+	b.Cleanup(func() { _ = st.Close() })
+	for _, edges := range []int{10, 1000, 10_000} {
+		b.Run(fmt.Sprintf("edges=%d", edges), func(b *testing.B) {
+			h, err := NewHub(HubOptions{Store: st, BrokerURL: "mqtt://127.0.0.1:1"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i := range edges {
+				h.records[fmt.Sprintf("edge-%05d", i)] = edgeRecord{}
+			}
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := h.register(ctx, "edge-00000"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

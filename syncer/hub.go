@@ -289,18 +289,18 @@ func (h *Hub) register(ctx context.Context, node string) error {
 	h.regMu.Lock()
 	defer h.regMu.Unlock()
 	h.mu.Lock()
-	_, known := h.records[node]
-	if !known {
-		h.records[node] = edgeRecord{}
+	if _, known := h.records[node]; known {
+		// Every session starts here: a known edge costs nothing (the
+		// names below are every edge's, under the lock dispatch needs).
+		h.mu.Unlock()
+		return nil
 	}
+	h.records[node] = edgeRecord{}
 	names := make([]string, 0, len(h.records))
 	for n := range h.records {
 		names = append(names, n)
 	}
 	h.mu.Unlock()
-	if known {
-		return nil
-	}
 	slices.Sort(names)
 	return h.opts.Store.SetSyncState(ctx, keyHubEdges, marshalNames(names))
 }
