@@ -22,7 +22,7 @@ type hubSession struct {
 	inbox chan sessionMsg
 	wake  chan struct{}
 
-	filter     *crdt.Context // the edge's context at Hello: what it has
+	filter     downFilter // what the edge had at Hello (hub_filter.go)
 	exp        *exporter
 	stage      stager
 	enc        Encoder
@@ -80,6 +80,7 @@ func (s *hubSession) run(ctx context.Context) {
 	defer s.stop()
 	for {
 		s.exec(ctx)
+		s.filter.acked(s.core.rec.DownCursor, s.node)
 		s.publishStatus()
 		if ctx.Err() != nil {
 			return
@@ -178,11 +179,15 @@ func (s *hubSession) handle(in sessionMsg) {
 			})
 			return
 		}
-		if hello.Session > s.core.session {
-			s.filter = hello.Context
+		fresh := hello.Session > s.core.session
+		if fresh {
 			s.actor = hello.ActorName()
 		}
-		s.core.Hello(now, hello, h.info(s.actor, true))
+		info := h.info(s.actor, true)
+		if fresh {
+			s.filter.reset(hello.Context, info.LastSeq)
+		}
+		s.core.Hello(now, hello, info)
 		return
 	}
 	s.core.Receive(now, m)
@@ -253,10 +258,10 @@ func (s *hubSession) do(ctx context.Context, a action) {
 func (s *hubSession) readDown(ctx context.Context, now time.Time, after uint64) {
 	h := s.h
 	st := h.opts.Store
-	filter, actor := s.filter, s.actor
+	filter, actor := &s.filter, s.actor
 	q := store.OpsQuery{After: after, Limit: h.opts.BatchOps, MaxBytes: h.opts.BatchBytes,
 		Filter: func(op *store.Op) bool {
-			return op.Dot.Node != actor && (filter == nil || !filter.Contains(op.Dot))
+			return op.Dot.Node != actor && !filter.contains(op.Dot)
 		}}
 	ops, next, err := st.OpsSince(ctx, q)
 	if err != nil {
