@@ -18,6 +18,7 @@ import (
 //	           increments of a shared counter while connected
 //	herd:      the same, offline; then every edge reconnects at once
 //	onewriter: edge 0 writes 200 keys one by one, the others idle
+//	idle:      nobody writes for 5 seconds (hub-cpu-ms/s)
 //
 // Metrics: converge-s (from the first write or the reconnection until
 // every edge holds every write; the hub relayed them, and the round ends
@@ -57,8 +58,23 @@ func BenchmarkFleet(b *testing.B) {
 			run("connected", perEdge*uint64(n), func(r int) time.Duration { return f.connectedRound(r, w, 2*time.Minute) })
 			run("herd", perEdge*uint64(n), func(r int) time.Duration { return f.herdRound(r, w, 2*time.Minute) })
 			run("onewriter", 200, func(r int) time.Duration { return f.oneWriterRound(r, 200, 2*time.Minute) })
+			b.Run("idle", func(b *testing.B) { f.tb = b; benchIdleHub(b, f.hub) })
 		})
 	}
+}
+
+// benchIdleHub measures the hub's CPU while every edge is connected and
+// nothing changes: what its sessions cost just by existing.
+func benchIdleHub(b *testing.B, h fleetHub) {
+	const window = 5 * time.Second
+	var cpu time.Duration
+	for b.Loop() {
+		before := h.usage(b)
+		time.Sleep(window) // the measurement window: nothing to wait for
+		cpu += h.usage(b).CPU - before.CPU
+	}
+	b.ReportMetric(float64(cpu.Microseconds())/1e3/window.Seconds()/float64(b.N), "hub-cpu-ms/s")
+	b.ReportMetric(0, "ns/op")
 }
 
 func fleetSizes(b *testing.B) []int {

@@ -29,6 +29,7 @@ type hubSession struct {
 	dirty      bool
 	flushAt    time.Time
 	lastActive time.Time
+	idleAt     time.Time // when to check next whether the session is idle
 	skewed     map[string]time.Duration
 	status     atomic.Pointer[EdgeStatus]
 	rttSeen    uint64 // core.rttSamples already fed to the RTT histogram
@@ -53,6 +54,7 @@ func (h *Hub) startSession(node string) *hubSession {
 		skewed: map[string]time.Duration{},
 	}
 	s.lastActive = h.now()
+	s.idleAt = s.lastActive.Add(h.opts.IdleTimeout)
 	h.sessions[node] = s
 	h.wg.Add(1)
 	go s.run(h.ctx)
@@ -90,7 +92,9 @@ func (s *hubSession) run(ctx context.Context) {
 			chunks = s.exp.ch
 		}
 		now := h.now()
-		resetTimer(timer, now, earliest(s.core.NextDeadline(), s.flushAt, now.Add(time.Second)))
+		// Nothing else wakes a session: an idle one costs nothing, however
+		// many edges are connected.
+		resetTimer(timer, now, earliest(s.core.NextDeadline(), s.flushAt, s.idleAt))
 		select {
 		case <-ctx.Done():
 			return
@@ -114,11 +118,22 @@ func (s *hubSession) run(ctx context.Context) {
 			if !s.flushAt.IsZero() && !now.Before(s.flushAt) {
 				s.flush(ctx)
 			}
-			if s.idle(now) {
-				return
+			if !now.Before(s.idleAt) {
+				if s.idle(now) {
+					return
+				}
+				recheck := min(h.opts.IdleTimeout, time.Minute)
+				s.idleAt = later(s.lastActive.Add(h.opts.IdleTimeout), now.Add(recheck))
 			}
 		}
 	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // idle ends a session that has had nothing to do for IdleTimeout, unless
