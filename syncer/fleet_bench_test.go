@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -24,7 +25,10 @@ import (
 // every edge holds every write; the hub relayed them, and the round ends
 // checking every replica's digest and the exact counter), hub-cpu-s,
 // hub-allocs/op and hub-B/op (per op written), hub-cpu-us/delivery (per
-// op written x edges that receive it), the hub's heap in use and peak RSS.
+// op written x edges that receive it), the hub's heap in use, live heap
+// (after a collection) and peak RSS, sent/delivery (ops the hub sent per
+// op an edge needed: above 1 it resent), and edges-cpu-s (this process:
+// the simulated edges and the broker, on the same cores).
 // The edges and the hub run with the default ack timeout (10s) and
 // backoff (1s..1m); FERRITE_FLEET_TIMERS=test gives them the tests' fast
 // ones (2s, 20ms..300ms), a harsher load: slow answers are resent sooner.
@@ -45,8 +49,9 @@ func BenchmarkFleet(b *testing.B) {
 					var m fleetMetrics
 					for b.Loop() {
 						round++
-						before := f.hub.usage(b)
+						before, self := f.hub.usage(b), processCPU()
 						d := scenario(round)
+						m.edgesCPU += processCPU() - self
 						m.add(d, before, f.hub.usage(b), ops, ops*uint64(n-1))
 						b.StopTimer()
 						f.checkConverged(time.Minute)
@@ -77,6 +82,13 @@ func benchIdleHub(b *testing.B, h fleetHub) {
 	b.ReportMetric(0, "ns/op")
 }
 
+// processCPU is this process's CPU time (user and system) so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 func fleetSizes(b *testing.B) []int {
 	if s := os.Getenv("FERRITE_FLEET_SIZES"); s != "" {
 		var sizes []int
@@ -101,7 +113,8 @@ type fleetMetrics struct {
 	converge, cpu    time.Duration
 	mallocs, bytes   uint64
 	ops, deliveries  uint64
-	heap, rss        uint64
+	heap, live, rss  uint64
+	edgesCPU         time.Duration // this process: the edges and the broker
 	goroutines, sess int
 	sent, dropped    uint64
 }
@@ -115,6 +128,7 @@ func (m *fleetMetrics) add(d time.Duration, before, after hubUsage, ops, deliver
 	m.ops += ops
 	m.deliveries += deliveries
 	m.heap = max(m.heap, after.HeapInuse)
+	m.live = max(m.live, after.LiveHeap)
 	m.rss = max(m.rss, uint64(after.MaxRSS))
 	m.goroutines, m.sess = after.Goroutines, after.Sessions
 	m.sent += after.OpsSent - before.OpsSent
@@ -129,6 +143,8 @@ func (m *fleetMetrics) report(b *testing.B) {
 	b.ReportMetric(float64(m.mallocs)/float64(m.ops), "hub-allocs/op")
 	b.ReportMetric(float64(m.bytes)/float64(m.ops), "hub-B/op")
 	b.ReportMetric(float64(m.heap)/(1<<20), "hub-heap-MB")
+	b.ReportMetric(float64(m.live)/(1<<20), "hub-live-MB")
+	b.ReportMetric(m.edgesCPU.Seconds()/r, "edges-cpu-s")
 	b.ReportMetric(float64(m.rss)/(1<<20), "hub-rss-MB")
 	b.ReportMetric(float64(m.goroutines), "hub-goroutines")
 	// Ops sent per op an edge needed: above 1, the hub resent.

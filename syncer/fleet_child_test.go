@@ -140,12 +140,18 @@ func selfUsage(h *Hub) hubUsage {
 	h.mu.Lock()
 	sessions := len(h.sessions)
 	h.mu.Unlock()
-	return hubUsage{
+	u := hubUsage{
 		CPU:     time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
 		Mallocs: ms.Mallocs, AllocBytes: ms.TotalAlloc, HeapInuse: ms.HeapInuse,
 		MaxRSS: ru.Maxrss << 10, Goroutines: runtime.NumGoroutine(), Sessions: sessions,
 		OpsSent: counterOf(h.m.opsSent), Dropped: counterOf(h.m.inboxDropped),
 	}
+	// The live heap after a collection (its CPU counts in the next
+	// reading, before a round starts).
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	u.LiveHeap = ms.HeapAlloc
+	return u
 }
 
 func counterOf(c prometheus.Counter) uint64 {

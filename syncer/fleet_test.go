@@ -40,7 +40,8 @@ type hubUsage struct {
 	Mallocs    uint64        // heap objects allocated, ever
 	AllocBytes uint64        // heap bytes allocated, ever
 	HeapInuse  uint64
-	MaxRSS     int64 // bytes
+	LiveHeap   uint64 // heap after a collection
+	MaxRSS     int64  // bytes
 	Goroutines int
 	Sessions   int // live edge sessions
 	// OpsSent counts ops sent to edges (resends included), Dropped the
