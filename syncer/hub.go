@@ -162,8 +162,12 @@ type Hub struct {
 	// never contains half a merge, and its generation is exact.
 	mergeMu sync.RWMutex
 	regMu   sync.Mutex // the known-edges registry record
-	wg      sync.WaitGroup
-	ctx     context.Context
+	// encoders are shared by the sessions: an Encoder holds a 136 KiB LZ4
+	// table and buffers as large as the largest message it encoded, and a
+	// session needs one only while it encodes.
+	encoders sync.Pool
+	wg       sync.WaitGroup
+	ctx      context.Context
 }
 
 type linkBox struct{ l link }
@@ -362,6 +366,18 @@ func (h *Hub) wakeAll(except string) {
 			s.poke()
 		}
 	}
+}
+
+// encode encodes m into a new slice (paho keeps the payload until the
+// broker acknowledges it).
+func (h *Hub) encode(m Message) []byte {
+	e, _ := h.encoders.Get().(*Encoder)
+	if e == nil {
+		e = &Encoder{Threshold: h.opts.CompressThreshold}
+	}
+	payload := append([]byte(nil), e.Encode(m)...)
+	h.encoders.Put(e)
+	return payload
 }
 
 func (h *Hub) publish(topic string, payload []byte) error {

@@ -25,7 +25,6 @@ type hubSession struct {
 	filter     downFilter // what the edge had at Hello (hub_filter.go)
 	exp        *exporter
 	stage      stager
-	enc        Encoder
 	dirty      bool
 	flushAt    time.Time
 	lastActive time.Time
@@ -50,7 +49,6 @@ func (h *Hub) startSession(node string) *hubSession {
 		inbox:  make(chan sessionMsg, 4*h.opts.Window+16),
 		wake:   make(chan struct{}, 1),
 		stage:  stager{st: h.opts.Store, prefix: "stage/up/" + node},
-		enc:    Encoder{Threshold: h.opts.CompressThreshold},
 		skewed: map[string]time.Duration{},
 	}
 	s.lastActive = h.now()
@@ -226,7 +224,7 @@ func (s *hubSession) do(ctx context.Context, a action) {
 	now := h.now()
 	switch a := a.(type) {
 	case actSend:
-		payload := append([]byte(nil), s.enc.Encode(a.msg)...)
+		payload := h.encode(a.msg)
 		if err := h.publish(downTopic(h.opts.TopicPrefix, s.node), payload); err != nil {
 			// The edge will time out and resend; our own timeouts resend ours.
 			logBad.Do(func() { h.log.Warn("publish to edge failed", "edge", s.node, "err", err) })

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/ferrite-edge/ferrite/crdt"
 )
@@ -65,5 +66,14 @@ func TestIdleEndsOnlyGoneEdges(t *testing.T) {
 		if _, kept := h.sessions["e"]; kept == c.ends {
 			t.Errorf("%s: session kept = %v", c.name, kept)
 		}
+	}
+}
+
+// TestHubSessionSmall: a hub keeps a session per connected edge, up to
+// MaxEdges (10,000): its fixed size must stay small (an Encoder alone,
+// with its LZ4 table, is 136 KiB: 1.3 GiB for 10,000 edges).
+func TestHubSessionSmall(t *testing.T) {
+	if n := unsafe.Sizeof(hubSession{}); n > 2<<10 {
+		t.Fatalf("a hub session is %d bytes", n)
 	}
 }
