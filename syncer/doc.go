@@ -25,7 +25,11 @@
 //     of full-state transfers (fullsync.go).
 //   - hub.go, hub_session.go: Hub, one goroutine per edge session (edges
 //     never wait for each other; their applies share the store's group
-//     commit), the broker link, the op-log retention (hub_log.go).
+//     commit), the broker link, the op-log retention (hub_log.go), the
+//     newest ops decoded once for every session's down reads
+//     (hub_tail.go), and each session's filter of what its edge already
+//     has (hub_filter.go). fleet_test.go and BenchmarkFleet run a hub
+//     with 20 to 100 edges.
 //
 // # The offline queue is the op log
 //

@@ -155,6 +155,7 @@ type Hub struct {
 	online   map[string]bool       // edges' retained status
 	meta     hubMeta
 	index    logIndex
+	tail     opTail   // the newest ops, decoded once for every session
 	acked    []uint64 // pruneGrace's worth of acknowledged prune targets, one per maintain
 
 	// mergeMu: a FullSync merge holds it exclusively for its whole length;
@@ -218,6 +219,7 @@ func (h *Hub) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("syncer: index the op log: %w", err)
 	}
+	h.tail.reset(h.opts.Store.DurableSeq(), tailBytes)
 	h.log.Info("hub started", "node", h.opts.NodeID, "broker", h.opts.BrokerURL, "edges", len(h.records),
 		"log_oldest", h.opts.Store.OldestSeq(), "log_last", h.opts.Store.LastSeq(), "state_gen", h.meta.StateGen)
 	h.wg.Add(1)
@@ -242,6 +244,7 @@ func (h *Hub) Run(ctx context.Context) error {
 			durable = h.opts.Store.DurableChanged()
 			if since := time.Since(lastWake); since >= wakeEvery {
 				lastWake = time.Now()
+				h.fillTail(ctx)
 				h.wakeAll("")
 			} else if !pending {
 				pending = true
@@ -250,6 +253,7 @@ func (h *Hub) Run(ctx context.Context) error {
 		case <-coalesce.C:
 			pending = false
 			lastWake = time.Now()
+			h.fillTail(ctx)
 			h.wakeAll("")
 		case <-tick.C:
 			h.maintain(ctx)
@@ -355,6 +359,14 @@ func (h *Hub) bumpGen(ctx context.Context) (prev, next uint64, err error) {
 	h.meta = m
 	h.mu.Unlock()
 	return m.StateGen - 1, m.StateGen, nil
+}
+
+// fillTail reads the new durable ops into the tail (sessions read the
+// store directly when it fails).
+func (h *Hub) fillTail(ctx context.Context) {
+	if err := h.tail.fill(ctx, h.opts.Store); err != nil && ctx.Err() == nil {
+		h.log.Warn("reading new ops for the sessions failed", "err", err)
+	}
 }
 
 // wakeAll tells every session (but except) that the hub's state moved.

@@ -276,7 +276,11 @@ func (s *hubSession) readDown(ctx context.Context, now time.Time, after uint64) 
 		Filter: func(op *store.Op) bool {
 			return op.Dot.Node != actor && !filter.contains(op.Dot)
 		}}
-	ops, next, err := st.OpsSince(ctx, q)
+	ops, next, cached := h.tail.read(q)
+	var err error
+	if !cached {
+		ops, next, err = st.OpsSince(ctx, q)
+	}
 	if err != nil {
 		h.log.Error("reading the op log failed", "edge", s.node, "err", err)
 		s.core.DownRead(now, after, after, nil)
