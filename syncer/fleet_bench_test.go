@@ -18,6 +18,9 @@ import (
 //	connected: every edge writes 20 own keys, 3 shared keys and 5
 //	           increments of a shared counter while connected
 //	herd:      the same, offline; then every edge reconnects at once
+//	hubrestart: the hub stops, the edges write the same, the hub starts
+//	           again and every edge starts a new session at once (the
+//	           hub's figures include its start)
 //	onewriter: edge 0 writes 200 keys one by one, the others idle
 //	idle:      nobody writes for 5 seconds (hub-cpu-ms/s)
 //
@@ -42,7 +45,9 @@ func BenchmarkFleet(b *testing.B) {
 			round := 0
 			w := fleetWrites{own: 20, shared: 3, incrs: 5}
 			perEdge := uint64(w.own + w.shared + w.incrs)
-			run := func(name string, ops uint64, scenario func(round int) time.Duration) {
+			// restarts: the scenario restarts the hub, whose figures then
+			// start from zero.
+			run := func(name string, ops uint64, restarts bool, scenario func(round int) time.Duration) {
 				b.Run(name, func(b *testing.B) {
 					f.tb = b
 					defer func() { f.tb = nil }()
@@ -50,6 +55,9 @@ func BenchmarkFleet(b *testing.B) {
 					for b.Loop() {
 						round++
 						before, self := f.hub.usage(b), processCPU()
+						if restarts {
+							before = hubUsage{}
+						}
 						d := scenario(round)
 						m.edgesCPU += processCPU() - self
 						m.add(d, before, f.hub.usage(b), ops, ops*uint64(n-1))
@@ -60,9 +68,11 @@ func BenchmarkFleet(b *testing.B) {
 					m.report(b)
 				})
 			}
-			run("connected", perEdge*uint64(n), func(r int) time.Duration { return f.connectedRound(r, w, 2*time.Minute) })
-			run("herd", perEdge*uint64(n), func(r int) time.Duration { return f.herdRound(r, w, 2*time.Minute) })
-			run("onewriter", 200, func(r int) time.Duration { return f.oneWriterRound(r, 200, 2*time.Minute) })
+			ops := perEdge * uint64(n)
+			run("connected", ops, false, func(r int) time.Duration { return f.connectedRound(r, w, 2*time.Minute) })
+			run("herd", ops, false, func(r int) time.Duration { return f.herdRound(r, w, 2*time.Minute) })
+			run("hubrestart", ops, true, func(r int) time.Duration { return f.hubRestartRound(r, w, 2*time.Minute) })
+			run("onewriter", 200, false, func(r int) time.Duration { return f.oneWriterRound(r, 200, 2*time.Minute) })
 			b.Run("idle", func(b *testing.B) { f.tb = b; benchIdleHub(b, f.hub) })
 		})
 	}
@@ -114,6 +124,7 @@ type fleetMetrics struct {
 	mallocs, bytes   uint64
 	ops, deliveries  uint64
 	heap, live, rss  uint64
+	peak             uint64
 	edgesCPU         time.Duration // this process: the edges and the broker
 	goroutines, sess int
 	sent, dropped    uint64
@@ -129,6 +140,7 @@ func (m *fleetMetrics) add(d time.Duration, before, after hubUsage, ops, deliver
 	m.deliveries += deliveries
 	m.heap = max(m.heap, after.HeapInuse)
 	m.live = max(m.live, after.LiveHeap)
+	m.peak = max(m.peak, after.PeakHeap)
 	m.rss = max(m.rss, uint64(after.MaxRSS))
 	m.goroutines, m.sess = after.Goroutines, after.Sessions
 	m.sent += after.OpsSent - before.OpsSent
@@ -144,6 +156,7 @@ func (m *fleetMetrics) report(b *testing.B) {
 	b.ReportMetric(float64(m.bytes)/float64(m.ops), "hub-B/op")
 	b.ReportMetric(float64(m.heap)/(1<<20), "hub-heap-MB")
 	b.ReportMetric(float64(m.live)/(1<<20), "hub-live-MB")
+	b.ReportMetric(float64(m.peak)/(1<<20), "hub-peak-heap-MB")
 	b.ReportMetric(m.edgesCPU.Seconds()/r, "edges-cpu-s")
 	b.ReportMetric(float64(m.rss)/(1<<20), "hub-rss-MB")
 	b.ReportMetric(float64(m.goroutines), "hub-goroutines")

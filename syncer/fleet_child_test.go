@@ -11,8 +11,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	rtmetrics "runtime/metrics"
 	"runtime/pprof"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -84,6 +87,7 @@ func fleetHubChild(dir string) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.Run(ctx) }()
+	go samplePeakHeap(ctx)
 	fleetHubServe(h, st, os.Stdin, os.Stdout)
 	cancel()
 	if err := <-done; err != nil {
@@ -131,6 +135,45 @@ func fleetHubServe(h *Hub, st *store.Store, in io.Reader, out io.Writer) {
 	}
 }
 
+// peakHeap is the most heap objects' bytes seen by samplePeakHeap.
+var peakHeap atomic.Uint64
+
+// samplePeakHeap samples the heap every 50ms (runtime/metrics: no pause).
+func samplePeakHeap(ctx context.Context) {
+	sample := []rtmetrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			rtmetrics.Read(sample)
+			if v := sample[0].Value.Uint64(); v > peakHeap.Load() {
+				peakHeap.Store(v)
+			}
+		}
+	}
+}
+
+// peakRSS reads this process's peak resident set (VmHWM). The rusage
+// maximum would not do: Linux carries it across exec, and os/exec starts
+// a child sharing the parent's memory (vfork), so a child started by a
+// big parent would report the parent's size.
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
 // selfUsage reads this process's figures.
 func selfUsage(h *Hub) hubUsage {
 	var ru syscall.Rusage
@@ -143,8 +186,9 @@ func selfUsage(h *Hub) hubUsage {
 	u := hubUsage{
 		CPU:     time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
 		Mallocs: ms.Mallocs, AllocBytes: ms.TotalAlloc, HeapInuse: ms.HeapInuse,
-		MaxRSS: ru.Maxrss << 10, Goroutines: runtime.NumGoroutine(), Sessions: sessions,
+		MaxRSS: peakRSS(), Goroutines: runtime.NumGoroutine(), Sessions: sessions,
 		OpsSent: counterOf(h.m.opsSent), Dropped: counterOf(h.m.inboxDropped),
+		PeakHeap: peakHeap.Swap(0),
 	}
 	// The live heap after a collection (its CPU counts in the next
 	// reading, before a round starts).
@@ -164,6 +208,7 @@ func counterOf(c prometheus.Counter) uint64 {
 
 // childHub is the parent's handle on a hub child process.
 type childHub struct {
+	env []string
 	cmd *exec.Cmd
 	in  io.WriteCloser
 	out *bufio.Scanner
@@ -173,18 +218,27 @@ type childHub struct {
 func childFleetHub(f *fleet) fleetHub {
 	tb := f.tb
 	tb.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), fleetHubEnv+"="+tb.TempDir(), fleetHubURLEnv+"="+f.br.url)
+	c := &childHub{env: append(os.Environ(), fleetHubEnv+"="+tb.TempDir(), fleetHubURLEnv+"="+f.br.url)}
 	if f.prodTimers {
-		cmd.Env = append(cmd.Env, fleetHubTimersEnv+"=1")
+		c.env = append(c.env, fleetHubTimersEnv+"=1")
 	}
+	c.start(tb)
+	return c
+}
+
+// start starts the child (again: on the same data directory). Its usage
+// figures start from zero.
+func (c *childHub) start(tb testing.TB) {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = c.env
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	check(tb, err)
 	out, err := cmd.StdoutPipe()
 	check(tb, err)
 	check(tb, cmd.Start())
-	return &childHub{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	c.cmd, c.in, c.out = cmd, in, bufio.NewScanner(out)
 }
 
 func (c *childHub) ask(tb testing.TB, cmd string) string {

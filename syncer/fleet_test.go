@@ -31,7 +31,10 @@ type fleetHub interface {
 	digest(tb testing.TB) string
 	// usage reads the hub's resource figures (zero where unknown).
 	usage(tb testing.TB) hubUsage
+	// stop stops the hub; start starts it again on the same data
+	// directory.
 	stop()
+	start(tb testing.TB)
 }
 
 // hubUsage is what a hub process used so far.
@@ -41,6 +44,7 @@ type hubUsage struct {
 	AllocBytes uint64        // heap bytes allocated, ever
 	HeapInuse  uint64
 	LiveHeap   uint64 // heap after a collection
+	PeakHeap   uint64 // the most heap seen since the last reading
 	MaxRSS     int64  // bytes
 	Goroutines int
 	Sessions   int // live edge sessions
@@ -50,10 +54,18 @@ type hubUsage struct {
 }
 
 // inprocHub is a hub replica in this process.
-type inprocHub struct{ r *replica }
+type inprocHub struct {
+	r   *replica
+	url string
+}
 
 func (h inprocHub) digest(tb testing.TB) string { return digest(tb, h.r.st) }
 func (h inprocHub) stop()                       { h.r.close() }
+
+func (h inprocHub) start(testing.TB) {
+	h.r.open()
+	h.r.startHub(h.url)
+}
 
 func (h inprocHub) usage(testing.TB) hubUsage {
 	h.r.hub.mu.Lock()
@@ -111,7 +123,7 @@ func newFleet(tb testing.TB, n int, prodTimers bool, startHub func(f *fleet) fle
 func inprocFleetHub(f *fleet) fleetHub {
 	r := newReplica(f.tb, "hub", crdt.RoleHub, f.res)
 	r.startHub(f.br.url)
-	return inprocHub{r: r}
+	return inprocHub{r: r, url: f.br.url}
 }
 
 func (f *fleet) startEdges() {
@@ -273,6 +285,19 @@ func (f *fleet) herdRound(round int, w fleetWrites, timeout time.Duration) time.
 	return time.Since(start)
 }
 
+// hubRestartRound: the hub stops, every edge writes, the hub starts again
+// and every edge starts a new session at once (the hub's live "online").
+func (f *fleet) hubRestartRound(round int, w fleetWrites, timeout time.Duration) time.Duration {
+	f.tb.Helper()
+	f.hub.stop()
+	f.write(round, w)
+	want := f.written()
+	start := time.Now()
+	f.hub.start(f.tb)
+	f.waitCovered(timeout, want)
+	return time.Since(start)
+}
+
 // oneWriterRound: edge 0 writes ops keys one after the other (each
 // durable, so sent on its own) while the others idle.
 func (f *fleet) oneWriterRound(round, ops int, timeout time.Duration) time.Duration {
@@ -284,8 +309,9 @@ func (f *fleet) oneWriterRound(round, ops int, timeout time.Duration) time.Durat
 }
 
 // TestFleet: 20 edges (5 under -short) and a hub converge exactly in
-// every scenario, no edge is left behind after a thundering herd, and the
-// hub keeps one session (one goroutine) per edge across reconnections.
+// every scenario, no edge is left behind after a thundering herd or a hub
+// restart, and the hub keeps one session (one goroutine) per edge across
+// reconnections.
 func TestFleet(t *testing.T) {
 	n := 20
 	if testing.Short() {
@@ -303,6 +329,8 @@ func TestFleet(t *testing.T) {
 		f.checkConverged(timeout)
 	}
 	f.oneWriterRound(4, 50, timeout)
+	f.checkConverged(timeout)
+	f.hubRestartRound(5, w, timeout)
 	f.checkConverged(timeout)
 
 	if u := f.hub.usage(t); u.Sessions != n || u.Goroutines != n {
