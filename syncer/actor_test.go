@@ -226,12 +226,7 @@ func TestNodeIDRefusesActorSeparator(t *testing.T) {
 // and its ops from before the backup, under the retired actor, are still
 // sent (the hub accepts any actor of the node).
 func TestRestoredBackupNewActor(t *testing.T) {
-	b := startEmbedded(t)
-	res := crdt.Resolver{Default: crdt.LastWriteWins}
-	hub, e1, e2 := hubAndEdges(t, res)
-	hub.startHub(b.url)
-	e2.startEdge(b.url)
-	e1.startEdge(b.url)
+	b, hub, e1, e2 := startLWWFleet(t)
 	ctx := context.Background()
 	check(t, e1.st.Set(ctx, "k", []byte("1")))
 	waitConverged(t, 20*time.Second, hub, e1, e2)
@@ -241,9 +236,7 @@ func TestRestoredBackupNewActor(t *testing.T) {
 	e1.open()
 	check(t, e1.st.Set(ctx, "pending", []byte("p")))
 	old := e1.st.Actor()
-	e1.close()
-	backup := t.TempDir()
-	check(t, os.CopyFS(backup, os.DirFS(e1.dir)))
+	backup := takeBackup(t, e1)
 
 	// The original goes on, syncs, then its disk dies.
 	e1.open()
@@ -254,13 +247,7 @@ func TestRestoredBackupNewActor(t *testing.T) {
 	e1.close()
 
 	// Restored, offline first: it writes before it reaches the hub.
-	e1.dir = backup
-	e1.opts = func(o *store.Options) { o.NewActor = true }
-	e1.open()
-	e1.opts = nil
-	if e1.st.Actor() == old || !e1.st.OwnDot(crdt.Dot{Node: old, Counter: 2}) {
-		t.Fatalf("restored as %q (was %q)", e1.st.Actor(), old)
-	}
+	openRestored(t, e1, backup, crdt.Dot{Node: old, Counter: 2})
 	check(t, e1.st.Set(ctx, "k", []byte("3")))
 	check(t, e1.st.Set(ctx, "restored", []byte("y")))
 	e1.startEdge(b.url)
@@ -285,9 +272,7 @@ func restoreWithLaterWrites(t *testing.T, b *broker, hub, e1, e2 *replica, n int
 	check(t, e1.st.Set(ctx, "k", []byte("1")))
 	waitConverged(t, 20*time.Second, hub, e1, e2)
 	old := e1.st.Actor()
-	e1.close()
-	backup := t.TempDir()
-	check(t, os.CopyFS(backup, os.DirFS(e1.dir)))
+	backup := takeBackup(t, e1)
 
 	e1.open()
 	e1.startEdge(b.url)
@@ -297,14 +282,44 @@ func restoreWithLaterWrites(t *testing.T, b *broker, hub, e1, e2 *replica, n int
 	waitConverged(t, 20*time.Second, hub, e1, e2)
 	e1.close()
 
-	e1.dir = backup
-	e1.opts = func(o *store.Options) { o.NewActor = true }
-	e1.open()
-	e1.opts = nil
-	if e1.st.Actor() == old || !e1.st.OwnDot(crdt.Dot{Node: old, Counter: 1}) {
-		t.Fatalf("restored as %q (was %q)", e1.st.Actor(), old)
-	}
+	openRestored(t, e1, backup, crdt.Dot{Node: old, Counter: 1})
 	return old
+}
+
+// startLWWFleet starts an embedded broker, a hub and two edges under
+// last-writer-wins, all syncing.
+func startLWWFleet(t *testing.T) (b *broker, hub, e1, e2 *replica) {
+	t.Helper()
+	b = startEmbedded(t)
+	hub, e1, e2 = hubAndEdges(t, crdt.Resolver{Default: crdt.LastWriteWins})
+	hub.startHub(b.url)
+	e2.startEdge(b.url)
+	e1.startEdge(b.url)
+	return b, hub, e1, e2
+}
+
+// takeBackup stops r (syncer and store) and copies its data directory, as
+// "stop and copy" does; it returns the copy.
+func takeBackup(t *testing.T, r *replica) string {
+	t.Helper()
+	r.close()
+	backup := t.TempDir()
+	check(t, os.CopyFS(backup, os.DirFS(r.dir)))
+	return backup
+}
+
+// openRestored opens the backup as r's data directory with NewActor, and
+// checks that it writes under a new actor and still owns lastOwn, its last
+// write under the retired one.
+func openRestored(t *testing.T, r *replica, backup string, lastOwn crdt.Dot) {
+	t.Helper()
+	r.dir = backup
+	r.opts = func(o *store.Options) { o.NewActor = true }
+	r.open()
+	r.opts = nil
+	if r.st.Actor() == lastOwn.Node || !r.st.OwnDot(lastOwn) {
+		t.Fatalf("restored as %q (was %q)", r.st.Actor(), lastOwn.Node)
+	}
 }
 
 // TestRelayedRetiredOpsAreNotOwn: the hub sends the restored edge what its
@@ -314,12 +329,7 @@ func restoreWithLaterWrites(t *testing.T, b *broker, hub, e1, e2 *replica, n int
 // sent back up. Only the counter the actor was retired at tells them apart
 // (found in review: they overflowed the queue and forced a full sync up).
 func TestRelayedRetiredOpsAreNotOwn(t *testing.T) {
-	b := startEmbedded(t)
-	res := crdt.Resolver{Default: crdt.LastWriteWins}
-	hub, e1, e2 := hubAndEdges(t, res)
-	hub.startHub(b.url)
-	e2.startEdge(b.url)
-	e1.startEdge(b.url)
+	b, hub, e1, e2 := startLWWFleet(t)
 	const n = 25
 	restoreWithLaterWrites(t, b, hub, e1, e2, n)
 	ctx := context.Background()
@@ -353,12 +363,7 @@ func TestRelayedRetiredOpsAreNotOwn(t *testing.T) {
 // edge sends up its own write only, not the original's later writes the
 // hub relayed to it.
 func TestRelayedRetiredOpsNotEchoed(t *testing.T) {
-	b := startEmbedded(t)
-	res := crdt.Resolver{Default: crdt.LastWriteWins}
-	hub, e1, e2 := hubAndEdges(t, res)
-	hub.startHub(b.url)
-	e2.startEdge(b.url)
-	e1.startEdge(b.url)
+	b, hub, e1, e2 := startLWWFleet(t)
 	const n = 25
 	restoreWithLaterWrites(t, b, hub, e1, e2, n)
 

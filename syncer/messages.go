@@ -164,17 +164,14 @@ func (r *reader) context(what string) *crdt.Context {
 	return c
 }
 
-func (r *reader) node(what string) string {
-	s := r.str(MaxNodeID, what)
-	if r.err == nil && s == "" {
-		r.fail("empty %s", what)
-	}
-	return s
-}
+func (r *reader) node(what string) string { return r.name(MaxNodeID, what) }
 
 // actor reads an actor name: a node id with its incarnation.
-func (r *reader) actor(what string) string {
-	s := r.str(maxActor, what)
+func (r *reader) actor(what string) string { return r.name(maxActor, what) }
+
+// name reads a non-empty string of at most max bytes.
+func (r *reader) name(max int, what string) string {
+	s := r.str(max, what)
 	if r.err == nil && s == "" {
 		r.fail("empty %s", what)
 	}
